@@ -1,0 +1,80 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+/// Optimisation flags shared by every Swift target: the kernels are written over
+/// unsafe pointers and rely on the optimiser for vectorisation.
+let swiftSettings: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+]
+
+let package = Package(
+    name: "ClipInterrogator",
+    platforms: [.macOS(.v15), .iOS(.v18)],
+    products: [
+        .library(name: "NeuralCore", targets: ["NeuralCore"]),
+        .library(name: "NeuralModels", targets: ["NeuralModels"]),
+        .library(name: "ClipInterrogator", targets: ["ClipInterrogator"]),
+        .executable(name: "interrogate", targets: ["interrogate"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // System libraries. On Apple platforms BLAS comes from Accelerate instead.
+        .systemLibrary(
+            name: "CBLAS",
+            path: "Sources/CBLAS",
+            pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"])]
+        ),
+        .systemLibrary(
+            name: "CPNG",
+            path: "Sources/CPNG",
+            pkgConfig: "libpng",
+            providers: [.apt(["libpng-dev"]), .brew(["libpng"])]
+        ),
+        .systemLibrary(
+            name: "CJPEG",
+            path: "Sources/CJPEG",
+            pkgConfig: "libjpeg",
+            providers: [.apt(["libjpeg-dev"]), .brew(["jpeg-turbo"])]
+        ),
+
+        .target(
+            name: "NeuralCore",
+            dependencies: [.target(name: "CBLAS", condition: .when(platforms: [.linux]))],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "NeuralModels",
+            dependencies: ["NeuralCore"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "ClipInterrogator",
+            dependencies: ["NeuralCore", "NeuralModels"],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "interrogate",
+            dependencies: [
+                "ClipInterrogator",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        .testTarget(
+            name: "NeuralCoreTests",
+            dependencies: ["NeuralCore"],
+            path: "Tests/NeuralCoreTests",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "NeuralModelsTests",
+            dependencies: ["NeuralModels"],
+            path: "Tests/NeuralModelsTests",
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

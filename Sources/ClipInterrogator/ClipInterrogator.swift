@@ -1,0 +1,2 @@
+// ClipInterrogator: the public Interrogator API.
+import NeuralModels

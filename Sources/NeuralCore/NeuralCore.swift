@@ -1,0 +1,1 @@
+// NeuralCore: tensors, safetensors, BLAS and SIMD kernels.

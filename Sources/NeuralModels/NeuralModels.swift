@@ -1,0 +1,2 @@
+// NeuralModels: layers, CLIP, BLIP, tokenizers and imaging.
+import NeuralCore
