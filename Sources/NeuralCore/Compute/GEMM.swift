@@ -1,0 +1,100 @@
+#if canImport(Accelerate)
+import Accelerate
+#elseif canImport(CBLAS)
+import CBLAS
+#endif
+
+/// Row-major single-precision matrix multiply through the platform's BLAS
+/// (OpenBLAS on Linux, Accelerate on Apple platforms):
+/// `C[M, N] = alpha · op(A) · op(B) + beta · C`, where `op(A)` is `[M, K]`
+/// (stored `[K, M]` when `transposeA`) and `op(B)` is `[K, N]` (stored `[N, K]`
+/// when `transposeB`). Leading dimensions are the row strides in elements, so
+/// sub-matrices such as one attention head inside `[T, H·D]` need no copy.
+@inlinable
+public func sgemm(
+    transposeA: Bool = false, transposeB: Bool = false,
+    m: Int, n: Int, k: Int,
+    alpha: Float = 1,
+    a: UnsafePointer<Float>, lda: Int,
+    b: UnsafePointer<Float>, ldb: Int,
+    beta: Float = 0,
+    c: UnsafeMutablePointer<Float>, ldc: Int
+) {
+    guard m > 0, n > 0 else { return }
+    #if canImport(Accelerate) || canImport(CBLAS)
+    cblas_sgemm(
+        CblasRowMajor,
+        transposeA ? CblasTrans : CblasNoTrans,
+        transposeB ? CblasTrans : CblasNoTrans,
+        Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    #else
+    sgemmNaive(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha,
+               a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+    #endif
+}
+
+/// Naive twin of ``sgemm(transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)``:
+/// the triple loop, accumulated in `Double`.
+public func sgemmNaive(
+    transposeA: Bool = false, transposeB: Bool = false,
+    m: Int, n: Int, k: Int,
+    alpha: Float = 1,
+    a: UnsafePointer<Float>, lda: Int,
+    b: UnsafePointer<Float>, ldb: Int,
+    beta: Float = 0,
+    c: UnsafeMutablePointer<Float>, ldc: Int
+) {
+    for i in 0..<m {
+        for j in 0..<n {
+            var sum = 0.0
+            for p in 0..<k {
+                let x = transposeA ? a[p * lda + i] : a[i * lda + p]
+                let y = transposeB ? b[j * ldb + p] : b[p * ldb + j]
+                sum += Double(x) * Double(y)
+            }
+            let previous = beta == 0 ? 0 : Double(beta) * Double(c[i * ldc + j])
+            c[i * ldc + j] = Float(Double(alpha) * sum + previous)
+        }
+    }
+}
+
+/// A fully connected layer's product, `y[R, O] = x[R, I] · Wᵀ + b`, with `W`
+/// stored `[O, I]` as PyTorch stores `nn.Linear` weights. All leading dimensions
+/// of `x` are flattened into the `R` rows of one GEMM; the bias is written into
+/// `y` first and accumulated by the GEMM (`beta = 1`), so it costs no extra pass.
+///
+/// - Parameters:
+///   - y: `[rows, outFeatures]`, row stride `ldy` (default `outFeatures`).
+///   - x: `[rows, inFeatures]`, row stride `ldx` (default `inFeatures`).
+///   - weight: `[outFeatures, inFeatures]`.
+///   - bias: `[outFeatures]` or nil.
+public func linearForward(
+    _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
+    weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+    rows: Int, inFeatures: Int, outFeatures: Int,
+    ldx: Int? = nil, ldy: Int? = nil
+) {
+    let ldy = ldy ?? outFeatures
+    if let bias {
+        for r in 0..<rows { (y + r * ldy).update(from: bias, count: outFeatures) }
+    }
+    sgemm(transposeB: true, m: rows, n: outFeatures, k: inFeatures,
+          a: x, lda: ldx ?? inFeatures, b: weight, ldb: inFeatures,
+          beta: bias == nil ? 0 : 1, c: y, ldc: ldy)
+}
+
+/// Naive twin of ``linearForward(_:_:weight:bias:rows:inFeatures:outFeatures:ldx:ldy:)``
+/// (contiguous rows).
+public func linearForwardNaive(
+    _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
+    weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+    rows: Int, inFeatures: Int, outFeatures: Int
+) {
+    for r in 0..<rows {
+        for o in 0..<outFeatures {
+            var sum = Double(bias?[o] ?? 0)
+            for i in 0..<inFeatures { sum += Double(x[r * inFeatures + i]) * Double(weight[o * inFeatures + i]) }
+            y[r * outFeatures + o] = Float(sum)
+        }
+    }
+}

@@ -1,0 +1,75 @@
+import Foundation
+
+/// Multi-head scaled dot-product attention for one sequence, through GEMM.
+///
+/// Per head `h`: `S = scale · Q_h · K_hᵀ` (`[Tq, Tk]`), masked row softmax, then
+/// `O_h = S · V_h`. Heads are the `D`-wide column blocks of `[T, H·D]` rows, read
+/// in place through the leading dimensions (so fused QKV buffers and KV caches
+/// need no copies). Self-attention, cross-attention and incremental decoding
+/// against a KV cache are all this one function: for a decoder step, `k`/`v` hold
+/// the cached keys plus the new ones and `mask.causalOffset` is the cache length.
+///
+/// - Parameters:
+///   - out: `[Tq, H·D]`, row stride `ldo`.
+///   - q: `[Tq, H·D]`, row stride `ldq`.
+///   - k, v: `[Tk, H·D]`, row strides `ldk`, `ldv`.
+///   - scale: usually `1/√D`.
+///   - mask: causal and/or padding mask over the `Tk` keys.
+///   - scratch: `Tq·Tk` floats of workspace.
+public func multiHeadAttention(
+    _ out: UnsafeMutablePointer<Float>, ldo: Int,
+    q: UnsafePointer<Float>, ldq: Int,
+    k: UnsafePointer<Float>, ldk: Int,
+    v: UnsafePointer<Float>, ldv: Int,
+    queryCount: Int, keyCount: Int, heads: Int, headDim: Int,
+    scale: Float, mask: SoftmaxMask = .none,
+    scratch: UnsafeMutablePointer<Float>
+) {
+    for h in 0..<heads {
+        let column = h * headDim
+        sgemm(transposeB: true, m: queryCount, n: keyCount, k: headDim, alpha: scale,
+              a: q + column, lda: ldq, b: k + column, ldb: ldk, c: scratch, ldc: keyCount)
+        softmaxRows(scratch, rows: queryCount, cols: keyCount, mask: mask)
+        sgemm(m: queryCount, n: headDim, k: keyCount,
+              a: scratch, lda: keyCount, b: v + column, ldb: ldv, c: out + column, ldc: ldo)
+    }
+}
+
+/// Naive twin of ``multiHeadAttention(_:ldo:q:ldq:k:ldk:v:ldv:queryCount:keyCount:heads:headDim:scale:mask:scratch:)``
+/// (contiguous `[T, H·D]` rows): explicit loops in `Double`.
+public func multiHeadAttentionNaive(
+    _ out: UnsafeMutablePointer<Float>,
+    q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
+    queryCount: Int, keyCount: Int, heads: Int, headDim: Int,
+    scale: Float, mask: SoftmaxMask = .none
+) {
+    let width = heads * headDim
+    var scores = [Double](repeating: 0, count: keyCount)
+    for h in 0..<heads {
+        for i in 0..<queryCount {
+            let visible = mask.visibleColumns(row: i, cols: keyCount)
+            var maximum = -Double.infinity
+            for j in 0..<visible {
+                var dot = 0.0
+                for d in 0..<headDim { dot += Double(q[i * width + h * headDim + d]) * Double(k[j * width + h * headDim + d]) }
+                scores[j] = dot * Double(scale)
+                maximum = max(maximum, scores[j])
+            }
+            var sum = 0.0
+            for j in 0..<visible {
+                scores[j] = (scores[j] - maximum).exponential
+                sum += scores[j]
+            }
+            for d in 0..<headDim {
+                var acc = 0.0
+                for j in 0..<visible { acc += scores[j] / sum * Double(v[j * width + h * headDim + d]) }
+                out[i * width + h * headDim + d] = Float(acc)
+            }
+        }
+    }
+}
+
+extension Double {
+    /// `e^self` (libm), for the naive twins.
+    var exponential: Double { Foundation.exp(self) }
+}

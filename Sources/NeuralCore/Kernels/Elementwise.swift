@@ -1,0 +1,31 @@
+/// Adds a bias row to every row: `x[r, c] += bias[c]`.
+/// - Parameters:
+///   - x: `[rows, cols]`.
+///   - bias: `[cols]`.
+public func addBias(_ x: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>, rows: Int, cols: Int) {
+    for r in 0..<rows {
+        let row = x + r * cols
+        for c in 0..<cols { row[c] += bias[c] }
+    }
+}
+
+/// Naive twin of ``addBias(_:_:rows:cols:)``.
+public func addBiasNaive(_ x: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>, rows: Int, cols: Int) {
+    for i in 0..<(rows * cols) { x[i] = x[i] + bias[i % cols] }
+}
+
+/// Residual connection in place: `y[i] += x[i]` for `count` values.
+public func addResidual(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, count: Int) {
+    forEachBlock(count) { start, end in
+        for i in start..<end { y[i] += x[i] }
+    }
+}
+
+/// Naive twin of ``addResidual(_:_:count:)``.
+public func addResidualNaive(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, count: Int) {
+    var i = 0
+    while i < count {
+        y[i] = y[i] + x[i]
+        i += 1
+    }
+}

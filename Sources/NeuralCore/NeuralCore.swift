@@ -1,1 +1,0 @@
-// NeuralCore: tensors, safetensors, BLAS and SIMD kernels.

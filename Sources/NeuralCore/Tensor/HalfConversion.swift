@@ -1,0 +1,87 @@
+// Conversions between the 16-bit float storage types and Float32.
+//
+// The widening conversions are branch-free integer bit manipulation over SIMD
+// vectors, so they vectorise on any x86-64 or arm64 target without needing F16C.
+
+/// Widens IEEE half-precision bit patterns to `Float`.
+///
+/// - Parameters:
+///   - destination: `count` floats.
+///   - source: `count` binary16 bit patterns.
+/// Exact for every input, including subnormals, infinities and NaN (payload kept).
+public func convertF16ToF32(_ destination: UnsafeMutablePointer<Float>, _ source: UnsafePointer<UInt16>, count: Int) {
+    typealias U = SIMD16<UInt32>
+    let shiftedExponent = U(repeating: 0x7C00 << 13)
+    let exponentAdjust = U(repeating: (127 - 15) << 23)
+    let infNaNAdjust = U(repeating: (128 - 16) << 23)
+    let denormalAdjust = U(repeating: 1 << 23)
+    let magic = SIMD16<Float>(repeating: Float(bitPattern: 113 << 23))
+    var i = 0
+    while i + 16 <= count {
+        let h = U(truncatingIfNeeded: UnsafeRawPointer(source + i).loadUnaligned(as: SIMD16<UInt16>.self))
+        var o = (h & 0x7FFF) &<< 13
+        let exponent = o & shiftedExponent
+        o &+= exponentAdjust
+        let isInfNaN = exponent .== shiftedExponent
+        let isDenormal = exponent .== 0
+        o = o.replacing(with: o &+ infNaNAdjust, where: isInfNaN)
+        let denormal = unsafeBitCast(o &+ denormalAdjust, to: SIMD16<Float>.self) - magic
+        o = o.replacing(with: unsafeBitCast(denormal, to: U.self), where: isDenormal)
+        o |= (h & 0x8000) &<< 16
+        UnsafeMutableRawPointer(destination + i).storeBytes(of: unsafeBitCast(o, to: SIMD16<Float>.self), as: SIMD16<Float>.self)
+        i += 16
+    }
+    while i < count {
+        destination[i] = Float(Float16(bitPattern: source[i]))
+        i += 1
+    }
+}
+
+/// Widens bfloat16 bit patterns to `Float` (exact: a bfloat16 is the top half of a float).
+///
+/// - Parameters:
+///   - destination: `count` floats.
+///   - source: `count` bfloat16 bit patterns.
+public func convertBF16ToF32(_ destination: UnsafeMutablePointer<Float>, _ source: UnsafePointer<UInt16>, count: Int) {
+    var i = 0
+    while i + 16 <= count {
+        let h = SIMD16<UInt32>(truncatingIfNeeded: UnsafeRawPointer(source + i).loadUnaligned(as: SIMD16<UInt16>.self))
+        UnsafeMutableRawPointer(destination + i).storeBytes(of: unsafeBitCast(h &<< 16, to: SIMD16<Float>.self), as: SIMD16<Float>.self)
+        i += 16
+    }
+    while i < count {
+        destination[i] = Float(bitPattern: UInt32(source[i]) << 16)
+        i += 1
+    }
+}
+
+/// Narrows `Float` to IEEE half precision, rounding to nearest even (as PyTorch's
+/// `.half()`); values beyond the range become infinities, NaN stays NaN.
+///
+/// - Parameters:
+///   - destination: `count` binary16 bit patterns.
+///   - source: `count` floats.
+public func convertF32ToF16(_ destination: UnsafeMutablePointer<UInt16>, _ source: UnsafePointer<Float>, count: Int) {
+    for i in 0..<count {
+        destination[i] = Float16(source[i]).bitPattern
+    }
+}
+
+/// Narrows `Float` to bfloat16, rounding to nearest even exactly as PyTorch's
+/// `.bfloat16()` does (NaN becomes the canonical quiet NaN `0x7FC0`).
+///
+/// - Parameters:
+///   - destination: `count` bfloat16 bit patterns.
+///   - source: `count` floats.
+public func convertF32ToBF16(_ destination: UnsafeMutablePointer<UInt16>, _ source: UnsafePointer<Float>, count: Int) {
+    for i in 0..<count {
+        let value = source[i]
+        if value.isNaN {
+            destination[i] = 0x7FC0
+            continue
+        }
+        let bits = value.bitPattern
+        let roundingBias: UInt32 = 0x7FFF + ((bits >> 16) & 1)
+        destination[i] = UInt16(truncatingIfNeeded: (bits &+ roundingBias) >> 16)
+    }
+}

@@ -1,0 +1,160 @@
+// Port of transformers/models/clip/modeling_clip.py: CLIPAttention, CLIPMLP,
+// CLIPEncoderLayer (pre-LayerNorm transformer block shared by both towers).
+import NeuralCore
+
+/// The encoder hyper-parameters shared by CLIP's text and vision configs
+/// (`text_config` / `vision_config` in `config.json`), with Hugging Face's defaults.
+public struct CLIPEncoderConfig: Codable, Sendable, Equatable {
+    /// Residual stream width (`hidden_size`).
+    public var hiddenSize: Int
+    /// MLP width (`intermediate_size`).
+    public var intermediateSize: Int
+    /// Number of encoder layers (`num_hidden_layers`).
+    public var numHiddenLayers: Int
+    /// Attention heads (`num_attention_heads`).
+    public var numAttentionHeads: Int
+    /// The MLP activation (`hidden_act`), QuickGELU for OpenAI checkpoints.
+    public var hiddenAct: Activation
+    /// LayerNorm epsilon (`layer_norm_eps`).
+    public var layerNormEps: Float
+
+    /// Creates a config from explicit values.
+    public init(hiddenSize: Int, intermediateSize: Int, numHiddenLayers: Int, numAttentionHeads: Int,
+                hiddenAct: Activation = .quickGELU, layerNormEps: Float = 1e-5) {
+        self.hiddenSize = hiddenSize
+        self.intermediateSize = intermediateSize
+        self.numHiddenLayers = numHiddenLayers
+        self.numAttentionHeads = numAttentionHeads
+        self.hiddenAct = hiddenAct
+        self.layerNormEps = layerNormEps
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case hiddenSize = "hidden_size", intermediateSize = "intermediate_size"
+        case numHiddenLayers = "num_hidden_layers", numAttentionHeads = "num_attention_heads"
+        case hiddenAct = "hidden_act", layerNormEps = "layer_norm_eps"
+    }
+
+    /// Decodes from a Hugging Face config object; absent keys take the library's
+    /// defaults (those of `CLIPTextConfig`: 512 wide, 2048 MLP, 12 layers, 8 heads).
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        hiddenSize = try c.decodeIfPresent(Int.self, forKey: .hiddenSize) ?? 512
+        intermediateSize = try c.decodeIfPresent(Int.self, forKey: .intermediateSize) ?? 2048
+        numHiddenLayers = try c.decodeIfPresent(Int.self, forKey: .numHiddenLayers) ?? 12
+        numAttentionHeads = try c.decodeIfPresent(Int.self, forKey: .numAttentionHeads) ?? 8
+        let act = try c.decodeIfPresent(String.self, forKey: .hiddenAct) ?? "quick_gelu"
+        guard let activation = Activation(huggingFaceName: act) else {
+            throw DecodingError.dataCorruptedError(forKey: .hiddenAct, in: c, debugDescription: "unsupported hidden_act '\(act)'")
+        }
+        hiddenAct = activation
+        layerNormEps = try c.decodeIfPresent(Float.self, forKey: .layerNormEps) ?? 1e-5
+    }
+
+    /// The width of one attention head.
+    public var headDim: Int { hiddenSize / numAttentionHeads }
+}
+
+/// CLIP's multi-head self-attention (`q_proj`, `k_proj`, `v_proj`, `out_proj`).
+public struct CLIPAttention: Sendable {
+    /// Query projection (`q_proj`).
+    public let queryProjection: Linear
+    /// Key projection (`k_proj`).
+    public let keyProjection: Linear
+    /// Value projection (`v_proj`).
+    public let valueProjection: Linear
+    /// Output projection (`out_proj`).
+    public let outputProjection: Linear
+    /// The head count.
+    public let heads: Int
+
+    /// Loads the four projections of `config.hiddenSize` width.
+    public init(_ weights: WeightScope, _ config: CLIPEncoderConfig) throws {
+        let c = config.hiddenSize
+        queryProjection = try Linear(weights.scoped("q_proj"), inFeatures: c, outFeatures: c)
+        keyProjection = try Linear(weights.scoped("k_proj"), inFeatures: c, outFeatures: c)
+        valueProjection = try Linear(weights.scoped("v_proj"), inFeatures: c, outFeatures: c)
+        outputProjection = try Linear(weights.scoped("out_proj"), inFeatures: c, outFeatures: c)
+        heads = config.numAttentionHeads
+        precondition(c % heads == 0, "hidden size \(c) not divisible by \(heads) heads")
+    }
+
+    /// Self-attention over `x` `[B, T, C]`, causal when `causal` (the text tower).
+    public func callAsFunction(_ x: Tensor, causal: Bool) -> Tensor {
+        let (batch, tokens, width) = (x.shape[0], x.shape[1], x.shape[2])
+        let q = queryProjection(x), k = keyProjection(x), v = valueProjection(x)
+        let headDim = width / heads
+        let context = Tensor(shape: x.shape) { out in
+            withExtendedLifetime((q, k, v)) {
+                let scratch = UnsafeMutablePointer<Float>.allocate(capacity: tokens * tokens)
+                defer { scratch.deallocate() }
+                for b in 0..<batch {
+                    let offset = b * tokens * width
+                    multiHeadAttention(
+                        out + offset, ldo: width,
+                        q: q.unsafeFloatPointer + offset, ldq: width,
+                        k: k.unsafeFloatPointer + offset, ldk: width,
+                        v: v.unsafeFloatPointer + offset, ldv: width,
+                        queryCount: tokens, keyCount: tokens, heads: heads, headDim: headDim,
+                        scale: 1 / Float(headDim).squareRoot(),
+                        mask: causal ? SoftmaxMask(causalOffset: 0) : .none, scratch: scratch)
+                }
+            }
+        }
+        return outputProjection(context)
+    }
+}
+
+/// CLIP's feed-forward block: `fc2(act(fc1(x)))`.
+public struct CLIPMLP: Sendable {
+    /// First projection (`fc1`), hidden → intermediate.
+    public let fc1: Linear
+    /// Second projection (`fc2`), intermediate → hidden.
+    public let fc2: Linear
+    /// The activation between them.
+    public let activation: Activation
+
+    /// Loads `fc1` and `fc2`.
+    public init(_ weights: WeightScope, _ config: CLIPEncoderConfig) throws {
+        fc1 = try Linear(weights.scoped("fc1"), inFeatures: config.hiddenSize, outFeatures: config.intermediateSize)
+        fc2 = try Linear(weights.scoped("fc2"), inFeatures: config.intermediateSize, outFeatures: config.hiddenSize)
+        activation = config.hiddenAct
+    }
+
+    /// Applies the block over the last dimension.
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        var hidden = fc1(x)
+        hidden.withUnsafeMutableFloats { activate($0.baseAddress!, count: $0.count, activation) }
+        return fc2(hidden)
+    }
+}
+
+/// One pre-LayerNorm CLIP encoder block:
+/// `h = x + attn(ln1(x))`, `out = h + mlp(ln2(h))`.
+public struct CLIPEncoderLayer: Sendable {
+    /// `layer_norm1`.
+    public let layerNorm1: LayerNorm
+    /// `self_attn`.
+    public let selfAttention: CLIPAttention
+    /// `layer_norm2`.
+    public let layerNorm2: LayerNorm
+    /// `mlp`.
+    public let mlp: CLIPMLP
+
+    /// Loads the block from its scope (e.g. `text_model.encoder.layers.3`).
+    public init(_ weights: WeightScope, _ config: CLIPEncoderConfig) throws {
+        layerNorm1 = try LayerNorm(weights.scoped("layer_norm1"), size: config.hiddenSize, eps: config.layerNormEps)
+        selfAttention = try CLIPAttention(weights.scoped("self_attn"), config)
+        layerNorm2 = try LayerNorm(weights.scoped("layer_norm2"), size: config.hiddenSize, eps: config.layerNormEps)
+        mlp = try CLIPMLP(weights.scoped("mlp"), config)
+    }
+
+    /// Applies the block to `x` `[B, T, C]`; `causal` masks future tokens.
+    public func callAsFunction(_ x: Tensor, causal: Bool) -> Tensor {
+        var hidden = selfAttention(layerNorm1(x), causal: causal)
+        hidden.add(x)
+        var output = mlp(layerNorm2(hidden))
+        output.add(hidden)
+        return output
+    }
+}

@@ -1,0 +1,40 @@
+import NeuralCore
+
+/// `nn.Linear`: `y = x·Wᵀ + b`, with `weight` `[out, in]` as PyTorch stores it.
+/// Loads `weight` and (optionally) `bias` from its scope.
+public struct Linear: Sendable {
+    /// `[outFeatures, inFeatures]`, F32.
+    public let weight: Tensor
+    /// `[outFeatures]`, F32, or nil.
+    public let bias: Tensor?
+    /// Input width.
+    public let inFeatures: Int
+    /// Output width.
+    public let outFeatures: Int
+
+    /// Loads `weight` `[outFeatures, inFeatures]` and, when `bias` is true, `bias` `[outFeatures]`.
+    public init(_ weights: WeightScope, inFeatures: Int, outFeatures: Int, bias: Bool = true) throws {
+        self.inFeatures = inFeatures
+        self.outFeatures = outFeatures
+        weight = try weights.tensor("weight", shape: [outFeatures, inFeatures])
+        self.bias = bias ? try weights.tensor("bias", shape: [outFeatures]) : nil
+    }
+
+    /// Applies the layer to `rows` contiguous input rows (`[rows, in]` → `[rows, out]`).
+    public func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, rows: Int) {
+        withExtendedLifetime(self) {
+            linearForward(y, x, weight: weight.unsafeFloatPointer, bias: bias?.unsafeFloatPointer,
+                          rows: rows, inFeatures: inFeatures, outFeatures: outFeatures)
+        }
+    }
+
+    /// Applies the layer over the last dimension: `[..., in]` → `[..., out]`.
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        precondition(x.shape.last == inFeatures, "Linear(\(inFeatures)→\(outFeatures)) applied to \(x.shape)")
+        let rows = x.count / inFeatures
+        let input = x.asF32()
+        return Tensor(shape: Array(x.shape.dropLast()) + [outFeatures]) { y in
+            withExtendedLifetime(input) { forward(y, input.unsafeFloatPointer, rows: rows) }
+        }
+    }
+}

@@ -1,2 +1,0 @@
-// NeuralModels: layers, CLIP, BLIP, tokenizers and imaging.
-import NeuralCore
