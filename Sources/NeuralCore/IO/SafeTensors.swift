@@ -35,8 +35,6 @@ public enum SafeTensorsProblem: Sendable, Equatable {
     case dataNotCovered(covered: Int, dataSize: Int)
     /// The requested tensor is not in the file.
     case tensorNotFound
-    /// A tensor given to the writer is not the dtype/shape it claims.
-    case invalidTensor(String)
 }
 
 /// A safetensors file that could not be read or written, naming the file and,
@@ -121,32 +119,23 @@ public final class SafeTensorsFile: Sendable {
         let headerBytes = UnsafeRawBufferPointer(start: bytes + 8, count: Int(headerLength))
         guard let headerText = String(validating: headerBytes, as: UTF8.self) else { throw fail(.headerNotUTF8) }
         guard headerText.utf8.first == UInt8(ascii: "{") else { throw fail(.headerNotObject) }
-        let json: Any
+        let header: Header
         do {
-            json = try JSONSerialization.jsonObject(with: Data(headerText.utf8))
+            header = try JSONDecoder().decode(Header.self, from: Data(headerText.utf8))
+        } catch let error as HeaderProblem {
+            throw fail(error.problem, error.tensor)
         } catch {
             throw fail(.invalidJSON(String(describing: error)))
         }
-        guard let object = json as? [String: Any] else { throw fail(.invalidJSON("top level is not an object")) }
-
-        var metadata: [String: String] = [:]
-        var entries: [String: Entry] = [:]
-        for (name, value) in object {
-            if name == "__metadata__" {
-                guard let map = value as? [String: Any] else { throw fail(.invalidMetadata) }
-                for (key, item) in map {
-                    guard let string = item as? String else { throw fail(.invalidMetadata) }
-                    metadata[key] = string
-                }
-                continue
-            }
-            entries[name] = try Self.parseEntry(value, fail: { fail($0, name) })
-        }
-
+        let entries = header.entries
         // The ranges, in order, must tile the data section exactly.
         let dataSize = file.count - dataStart
         var expectedStart = 0
-        for (name, entry) in entries.sorted(by: { ($0.value.dataOffsets.lowerBound, $0.value.dataOffsets.upperBound, $0.key) < ($1.value.dataOffsets.lowerBound, $1.value.dataOffsets.upperBound, $1.key) }) {
+        let ordered = entries.sorted {
+            ($0.value.dataOffsets.lowerBound, $0.value.dataOffsets.upperBound, $0.key)
+                < ($1.value.dataOffsets.lowerBound, $1.value.dataOffsets.upperBound, $1.key)
+        }
+        for (name, entry) in ordered {
             let range = entry.dataOffsets
             guard range.lowerBound == expectedStart else {
                 throw fail(.rangeNotContiguous(start: range.lowerBound, expectedStart: expectedStart), name)
@@ -157,41 +146,8 @@ public final class SafeTensorsFile: Sendable {
             expectedStart = range.upperBound
         }
         guard expectedStart == dataSize else { throw fail(.dataNotCovered(covered: expectedStart, dataSize: dataSize)) }
-        self.metadata = metadata
+        self.metadata = header.metadata
         self.entries = entries
-    }
-
-    private static func parseEntry(_ value: Any, fail: (SafeTensorsProblem) -> SafeTensorsError) throws -> Entry {
-        guard let fields = value as? [String: Any] else { throw fail(.invalidEntry("entry is not an object")) }
-        guard let dtypeName = fields["dtype"] as? String else { throw fail(.invalidEntry("missing dtype")) }
-        guard let dtype = DType(rawValue: dtypeName) else { throw fail(.unknownDType(dtypeName)) }
-        guard let shapeValues = fields["shape"] as? [Any] else { throw fail(.invalidEntry("missing shape")) }
-        let shape = try shapeValues.map { item -> Int in
-            guard let n = exactInteger(item), n >= 0 else { throw fail(.invalidEntry("shape \(shapeValues) is not a list of sizes")) }
-            return n
-        }
-        guard let offsets = fields["data_offsets"] as? [Any], offsets.count == 2,
-              let start = exactInteger(offsets[0]), let end = exactInteger(offsets[1]), start >= 0, end >= 0
-        else { throw fail(.invalidEntry("data_offsets is not a pair of byte offsets")) }
-        guard start <= end else { throw fail(.invalidRange(start: start, end: end)) }
-        var bytes = dtype.byteSize
-        for dimension in shape {
-            let (product, overflow) = bytes.multipliedReportingOverflow(by: dimension)
-            guard !overflow else { throw fail(.shapeOverflow(shape: shape)) }
-            bytes = product
-        }
-        guard bytes == end - start else {
-            throw fail(.sizeMismatch(shape: shape, dtype: dtype, expectedBytes: bytes, rangeBytes: end - start))
-        }
-        return Entry(dtype: dtype, shape: shape, dataOffsets: start..<end)
-    }
-
-    /// An integral JSON number as `Int`, or nil (fractions, booleans, strings, huge values).
-    private static func exactInteger(_ value: Any) -> Int? {
-        guard let number = value as? NSNumber, !(value is Bool) else { return nil }
-        let double = number.doubleValue
-        guard double.rounded() == double, abs(double) < 9.0e15 else { return nil }
-        return number.intValue
     }
 
     /// Whether the file holds a tensor named `name`.
@@ -204,5 +160,72 @@ public final class SafeTensorsFile: Sendable {
             throw SafeTensorsError(path: path, tensor: name, problem: .tensorNotFound)
         }
         return Tensor(shape: entry.shape, dtype: entry.dtype, viewing: bytes + dataStart + entry.dataOffsets.lowerBound, owner: file)
+    }
+}
+
+/// A header problem found while decoding, with the tensor it concerns.
+private struct HeaderProblem: Error {
+    let problem: SafeTensorsProblem
+    let tensor: String?
+}
+
+/// The decoded JSON header: `__metadata__` plus one entry per tensor, each
+/// checked as it is decoded (dtype known, sizes non-negative, shape × dtype size
+/// equal to the byte range).
+private struct Header: Decodable {
+    var metadata: [String: String] = [:]
+    var entries: [String: SafeTensorsFile.Entry] = [:]
+
+    struct Key: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+
+    enum EntryKey: String, CodingKey {
+        case dtype, shape
+        case dataOffsets = "data_offsets"
+    }
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: Key.self)
+        for key in container.allKeys {
+            if key.stringValue == "__metadata__" {
+                guard let map = try? container.decode([String: String].self, forKey: key) else {
+                    throw HeaderProblem(problem: .invalidMetadata, tensor: nil)
+                }
+                metadata = map
+            } else {
+                entries[key.stringValue] = try Self.entry(container, key)
+            }
+        }
+    }
+
+    private static func entry(_ container: KeyedDecodingContainer<Key>, _ key: Key) throws -> SafeTensorsFile.Entry {
+        func fail(_ problem: SafeTensorsProblem) -> HeaderProblem { HeaderProblem(problem: problem, tensor: key.stringValue) }
+        guard let fields = try? container.nestedContainer(keyedBy: EntryKey.self, forKey: key) else {
+            throw fail(.invalidEntry("entry is not an object"))
+        }
+        guard let dtypeName = try? fields.decode(String.self, forKey: .dtype) else { throw fail(.invalidEntry("missing dtype")) }
+        guard let dtype = DType(rawValue: dtypeName) else { throw fail(.unknownDType(dtypeName)) }
+        guard let shape = try? fields.decode([Int].self, forKey: .shape), shape.allSatisfy({ $0 >= 0 }) else {
+            throw fail(.invalidEntry("shape is not a list of sizes"))
+        }
+        guard let offsets = try? fields.decode([Int].self, forKey: .dataOffsets), offsets.count == 2,
+              offsets[0] >= 0, offsets[1] >= 0
+        else { throw fail(.invalidEntry("data_offsets is not a pair of byte offsets")) }
+        let (start, end) = (offsets[0], offsets[1])
+        guard start <= end else { throw fail(.invalidRange(start: start, end: end)) }
+        var bytes = dtype.byteSize
+        for dimension in shape {
+            let (product, overflow) = bytes.multipliedReportingOverflow(by: dimension)
+            guard !overflow else { throw fail(.shapeOverflow(shape: shape)) }
+            bytes = product
+        }
+        guard bytes == end - start else {
+            throw fail(.sizeMismatch(shape: shape, dtype: dtype, expectedBytes: bytes, rangeBytes: end - start))
+        }
+        return SafeTensorsFile.Entry(dtype: dtype, shape: shape, dataOffsets: start..<end)
     }
 }

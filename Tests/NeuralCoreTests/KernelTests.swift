@@ -1,0 +1,224 @@
+import NeuralCore
+import XCTest
+
+/// Each optimised kernel against its naive twin over a sweep of shapes, odd sizes
+/// included; normalised MSE ≤ 1e-10.
+final class KernelTests: XCTestCase {
+    static let sizes = [1, 3, 17, 77, 257, 577, 1025]
+
+    func testGEMMMatchesNaiveTwin() {
+        var seed: UInt64 = 1
+        for m in Self.sizes {
+            for n in [1, 17, 77, 257] {
+                for k in [1, 3, 64, 257] where m * n * k <= 2_000_000 {
+                    for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
+                        seed += 1
+                        let a = [Float].random(m * k, seed: seed), b = [Float].random(k * n, seed: seed + 1000)
+                        var c = [Float].random(m * n, seed: seed + 2000)
+                        var expected = c
+                        let lda = ta ? m : k, ldb = tb ? k : n
+                        sgemm(transposeA: ta, transposeB: tb, m: m, n: n, k: k, alpha: 0.5, a: a, lda: lda,
+                              b: b, ldb: ldb, beta: 0.25, c: &c, ldc: n)
+                        sgemmNaive(transposeA: ta, transposeB: tb, m: m, n: n, k: k, alpha: 0.5, a: a, lda: lda,
+                                   b: b, ldb: ldb, beta: 0.25, c: &expected, ldc: n)
+                        assertNMSE(c, expected, "sgemm m=\(m) n=\(n) k=\(k) tA=\(ta) tB=\(tb)")
+                    }
+                }
+            }
+        }
+    }
+
+    func testLinearMatchesNaiveTwin() {
+        for rows in Self.sizes {
+            for (inF, outF) in [(3, 17), (17, 3), (77, 77), (64, 257)] where rows * inF * outF <= 8_000_000 {
+                let x = [Float].random(rows * inF, seed: UInt64(rows * 7 + inF))
+                let w = [Float].random(outF * inF, seed: UInt64(outF * 13 + inF))
+                let b = [Float].random(outF, seed: UInt64(outF))
+                for withBias in [true, false] {
+                    var y = [Float](repeating: .nan, count: rows * outF), expected = y
+                    b.withUnsafeBufferPointer { bias in
+                        linearForward(&y, x, weight: w, bias: withBias ? bias.baseAddress : nil,
+                                      rows: rows, inFeatures: inF, outFeatures: outF)
+                        linearForwardNaive(&expected, x, weight: w, bias: withBias ? bias.baseAddress : nil,
+                                           rows: rows, inFeatures: inF, outFeatures: outF)
+                    }
+                    assertNMSE(y, expected, "linear rows=\(rows) \(inF)→\(outF) bias=\(withBias)")
+                }
+            }
+        }
+    }
+
+    func testLayerNormMatchesNaiveTwin() {
+        for rows in [1, 3, 17, 77] {
+            for cols in Self.sizes {
+                let x = [Float].random(rows * cols, in: -5...5, seed: UInt64(rows * 1000 + cols))
+                let w = [Float].random(cols, seed: UInt64(cols)), b = [Float].random(cols, seed: UInt64(cols + 1))
+                var y = [Float](repeating: .nan, count: x.count), expected = y
+                layerNorm(&y, x, weight: w, bias: b, rows: rows, cols: cols, eps: 1e-5)
+                layerNormNaive(&expected, x, weight: w, bias: b, rows: rows, cols: cols, eps: 1e-5)
+                // A single column normalises to exactly 0 (then bias): compare absolutely.
+                if cols == 1 { assertClose(y, expected, tolerance: 1e-6, "layerNorm \(rows)×1") } else {
+                    assertNMSE(y, expected, "layerNorm \(rows)×\(cols)")
+                }
+            }
+        }
+        // In place (y aliasing x).
+        var x = [Float].random(3 * 257, seed: 9)
+        let w = [Float].random(257, seed: 10), b = [Float].random(257, seed: 11)
+        var expected = x
+        layerNormNaive(&expected, x, weight: w, bias: b, rows: 3, cols: 257, eps: 1e-12)
+        x.withUnsafeMutableBufferPointer { layerNorm($0.baseAddress!, $0.baseAddress!, weight: w, bias: b, rows: 3, cols: 257, eps: 1e-12) }
+        assertNMSE(x, expected, "layerNorm in place")
+    }
+
+    func testSoftmaxMatchesNaiveTwin() {
+        let masks: [SoftmaxMask] = [.none, SoftmaxMask(causalOffset: 0), SoftmaxMask(causalOffset: 5),
+                                    SoftmaxMask(validColumns: 1), SoftmaxMask(causalOffset: 2, validColumns: 9)]
+        for rows in [1, 3, 17, 77] {
+            for cols in Self.sizes {
+                for mask in masks {
+                    let x = [Float].random(rows * cols, in: -20...20, seed: UInt64(rows * 31 + cols))
+                    var y = x, expected = x
+                    softmaxRows(&y, rows: rows, cols: cols, mask: mask)
+                    softmaxRowsNaive(&expected, rows: rows, cols: cols, mask: mask)
+                    assertNMSE(y, expected, "softmax \(rows)×\(cols) \(mask)")
+                    for r in 0..<rows {
+                        let visible = mask.visibleColumns(row: r, cols: cols)
+                        XCTAssert(y[(r * cols + visible)..<(r * cols + cols)].allSatisfy { $0 == 0 }, "masked entries are exact zeros")
+                    }
+                }
+            }
+        }
+    }
+
+    func testActivationsMatchNaiveTwins() {
+        for count in Self.sizes + [100_003] {
+            let x = [Float].random(count, in: -12...12, seed: UInt64(count))
+            for activation in [Activation.gelu, .geluTanh, .quickGELU] {
+                var y = x, expected = x
+                activate(&y, count: count, activation)
+                activateNaive(&expected, count: count, activation)
+                assertNMSE(y, expected, "\(activation) n=\(count)")
+            }
+        }
+    }
+
+    func testFastExpAcrossRange() {
+        var worst: Double = 0
+        var x: Float = -87
+        while x < 88 {
+            let relative = abs(Double(fastExp(x)) - exp(Double(x))) / exp(Double(x))
+            worst = max(worst, relative)
+            x += 0.0137
+        }
+        XCTAssertLessThan(worst, 3e-7, "fastExp relative error")
+        XCTAssertEqual(fastExp(0), 1)
+    }
+
+    func testElementwiseMatchNaiveTwins() {
+        for rows in [1, 3, 17] {
+            for cols in Self.sizes {
+                let x = [Float].random(rows * cols, seed: UInt64(rows + cols)), bias = [Float].random(cols, seed: 5)
+                var y = x, expected = x
+                addBias(&y, bias, rows: rows, cols: cols)
+                addBiasNaive(&expected, bias, rows: rows, cols: cols)
+                XCTAssertEqual(y, expected, "addBias \(rows)×\(cols)")
+                let other = [Float].random(rows * cols, seed: 77)
+                addResidual(&y, other, count: y.count)
+                addResidualNaive(&expected, other, count: expected.count)
+                XCTAssertEqual(y, expected, "addResidual \(rows)×\(cols)")
+            }
+        }
+    }
+
+    func testAttentionMatchesNaiveTwin() {
+        let cases: [(tq: Int, tk: Int, heads: Int, dim: Int)] = [
+            (1, 1, 1, 1), (3, 17, 2, 8), (17, 17, 4, 16), (77, 77, 3, 17), (1, 257, 2, 32), (257, 257, 2, 8), (17, 577, 1, 64),
+        ]
+        for c in cases {
+            let width = c.heads * c.dim
+            let q = [Float].random(c.tq * width, seed: UInt64(c.tq * 3 + c.tk))
+            let k = [Float].random(c.tk * width, seed: UInt64(c.tk * 5 + 1)), v = [Float].random(c.tk * width, seed: UInt64(c.tk * 11 + 2))
+            var masks: [SoftmaxMask] = [.none, SoftmaxMask(validColumns: max(1, c.tk / 2))]
+            if c.tq <= c.tk { masks.append(SoftmaxMask(causalOffset: c.tk - c.tq)) }
+            for mask in masks {
+                var out = [Float](repeating: .nan, count: c.tq * width), expected = out
+                var scratch = [Float](repeating: 0, count: c.tq * c.tk)
+                let scale = 1 / Float(c.dim).squareRoot()
+                multiHeadAttention(&out, ldo: width, q: q, ldq: width, k: k, ldk: width, v: v, ldv: width,
+                                   queryCount: c.tq, keyCount: c.tk, heads: c.heads, headDim: c.dim,
+                                   scale: scale, mask: mask, scratch: &scratch)
+                multiHeadAttentionNaive(&expected, q: q, k: k, v: v, queryCount: c.tq, keyCount: c.tk,
+                                        heads: c.heads, headDim: c.dim, scale: scale, mask: mask)
+                assertNMSE(out, expected, "attention \(c) \(mask)")
+            }
+        }
+    }
+
+    /// Decoding with a KV cache (queries at positions offset.., attending the
+    /// cached keys plus their own) gives the same rows as the full causal pass,
+    /// and the strided layout of a fused `[T, 3·C]` QKV buffer works in place.
+    func testAttentionWithKVCacheAndFusedLayout() {
+        let (tokens, heads, dim) = (19, 3, 8)
+        let width = heads * dim
+        let qkv = [Float].random(tokens * 3 * width, seed: 42)
+        let scale = 1 / Float(dim).squareRoot()
+        var full = [Float](repeating: 0, count: tokens * width)
+        var scratch = [Float](repeating: 0, count: tokens * tokens)
+        qkv.withUnsafeBufferPointer { p in
+            let base = p.baseAddress!
+            multiHeadAttention(&full, ldo: width, q: base, ldq: 3 * width, k: base + width, ldk: 3 * width,
+                               v: base + 2 * width, ldv: 3 * width, queryCount: tokens, keyCount: tokens,
+                               heads: heads, headDim: dim, scale: scale, mask: SoftmaxMask(causalOffset: 0), scratch: &scratch)
+            for step in [1, 7, 18] {
+                // Queries step..<tokens, keys 0..<tokens (cache of `step` + new ones).
+                let newRows = tokens - step
+                var out = [Float](repeating: 0, count: newRows * width)
+                multiHeadAttention(&out, ldo: width, q: base + step * 3 * width, ldq: 3 * width,
+                                   k: base + width, ldk: 3 * width, v: base + 2 * width, ldv: 3 * width,
+                                   queryCount: newRows, keyCount: tokens, heads: heads, headDim: dim,
+                                   scale: scale, mask: SoftmaxMask(causalOffset: step), scratch: &scratch)
+                assertNMSE(out, Array(full[(step * width)...]), limit: 1e-12, "KV-cache step at \(step)")
+            }
+        }
+    }
+
+    func testPatchEmbeddingMatchesNaiveTwin() {
+        let cases: [(c: Int, h: Int, w: Int, p: Int, o: Int, b: Int)] = [
+            (3, 4, 4, 1, 3, 1), (3, 17, 17, 4, 17, 2), (3, 32, 48, 16, 77, 1), (1, 9, 7, 3, 5, 3), (3, 64, 64, 32, 257, 1),
+        ]
+        for c in cases {
+            let images = [Float].random(c.b * c.c * c.h * c.w, seed: UInt64(c.h * c.w))
+            let weight = [Float].random(c.o * c.c * c.p * c.p, seed: UInt64(c.o)), bias = [Float].random(c.o, seed: 3)
+            let n = (c.h / c.p) * (c.w / c.p)
+            for withBias in [true, false] {
+                var y = [Float](repeating: .nan, count: c.b * n * c.o), expected = y
+                var scratch = [Float](repeating: 0, count: n * c.c * c.p * c.p)
+                bias.withUnsafeBufferPointer { b in
+                    patchEmbedding(&y, images, weight: weight, bias: withBias ? b.baseAddress : nil, batch: c.b,
+                                   channels: c.c, height: c.h, width: c.w, patch: c.p, outChannels: c.o, scratch: &scratch)
+                    patchEmbeddingNaive(&expected, images, weight: weight, bias: withBias ? b.baseAddress : nil, batch: c.b,
+                                        channels: c.c, height: c.h, width: c.w, patch: c.p, outChannels: c.o)
+                }
+                assertNMSE(y, expected, "patch embedding \(c) bias=\(withBias)")
+            }
+        }
+    }
+
+    func testThreadCountSettingIsUsedAndRestorable() {
+        let original = Threading.threadCount
+        defer { Threading.setThreadCount(original) }
+        Threading.setThreadCount(1)
+        XCTAssertEqual(Threading.threadCount, 1)
+        let x = [Float].random(100_003, seed: 1)
+        var single = x
+        activate(&single, count: x.count, .gelu)
+        Threading.setThreadCount(4)
+        XCTAssertEqual(Threading.threadCount, 4)
+        var multi = x
+        activate(&multi, count: x.count, .gelu)
+        XCTAssertEqual(single, multi, "the result does not depend on the thread count")
+        Threading.setThreadCount(0)
+        XCTAssertEqual(Threading.threadCount, 1, "clamped to at least one thread")
+    }
+}
