@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "NeuralModels", targets: ["NeuralModels"]),
         .library(name: "ClipInterrogator", targets: ["ClipInterrogator"]),
         .executable(name: "interrogate", targets: ["interrogate"]),
+        .executable(name: "interrogate-bench", targets: ["interrogate-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -61,6 +62,12 @@ let package = Package(
                 "ClipInterrogator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "interrogate-bench",
+            dependencies: ["NeuralCore", "NeuralModels"],
+            path: "Benchmarks/interrogate-bench",
             swiftSettings: swiftSettings
         ),
 

@@ -1,0 +1,60 @@
+import Foundation
+import NeuralCore
+
+/// The bundled benchmark: `swift run -c release interrogate-bench [--json FILE] [--threads N] [--runs N]`.
+///
+/// Stages so far: 1. the sgemm probe at transformer shapes (the machine's
+/// ceiling). The model stages (CLIP image/text embedding, chain search, BLIP
+/// caption, load time and peak memory) arrive with the models; see
+/// Docs/performance.md.
+@main
+struct InterrogateBench {
+    static func main() throws {
+        var arguments = CommandLine.arguments.dropFirst()
+        var jsonPath: String?
+        var runs = 10
+        while let argument = arguments.popFirst() {
+            switch argument {
+            case "--json": jsonPath = arguments.popFirst()
+            case "--threads": Threading.setThreadCount(Int(arguments.popFirst() ?? "") ?? 1)
+            case "--runs": runs = Int(arguments.popFirst() ?? "") ?? runs
+            case "--help", "-h":
+                print("usage: interrogate-bench [--json FILE] [--threads N] [--runs N]")
+                return
+            default:
+                FileHandle.standardError.write(Data("unknown argument \(argument)\n".utf8))
+                exit(2)
+            }
+        }
+        print("threads: \(Threading.threadCount)")
+        var results: [Measurement] = []
+        results += sgemmProbe(runs: runs)
+        printTable(results)
+        if let jsonPath {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try encoder.encode(results).write(to: URL(fileURLWithPath: jsonPath))
+        }
+    }
+
+    /// Stage 1: `y[M, N] = x[M, K] · Wᵀ` at the shapes the models run.
+    static func sgemmProbe(runs: Int) -> [Measurement] {
+        let shapes: [(String, Int, Int, Int)] = [
+            ("ViT-L/14 qkv 257x1024x1024", 257, 1024, 1024),
+            ("ViT-L/14 mlp 257x4096x1024", 257, 4096, 1024),
+            ("ViT-L/14 mlp 257x1024x4096", 257, 1024, 4096),
+            ("ViT-L/14 batch8 2056x4096x1024", 2056, 4096, 1024),
+            ("text 77x768x768", 77, 768, 768),
+            ("text batch 4096x768x768", 4096, 768, 768),
+            ("decoder step 3x768x768", 3, 768, 768),
+        ]
+        return shapes.map { name, m, n, k in
+            let x = (0..<(m * k)).map { Float($0 % 7) * 0.01 }
+            let w = (0..<(n * k)).map { Float($0 % 5) * 0.01 }
+            var y = [Float](repeating: 0, count: m * n)
+            return measure(stage: "1 sgemm", name, runs: runs, flops: 2 * Double(m * n * k)) {
+                sgemm(transposeB: true, m: m, n: n, k: k, a: x, lda: k, b: w, ldb: k, c: &y, ldc: n)
+            }
+        }
+    }
+}
