@@ -29,3 +29,17 @@ public func addResidualNaive(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointe
         i += 1
     }
 }
+
+/// Scales each row to unit L2 norm in place (rows of zeros stay zero), as
+/// `x / x.norm(dim=-1, keepdim=True)`.
+/// - Parameter x: `[rows, cols]`.
+public func l2NormalizeRows(_ x: UnsafeMutablePointer<Float>, rows: Int, cols: Int) {
+    for r in 0..<rows {
+        let row = x + r * cols
+        var sum: Float = 0
+        for c in 0..<cols { sum += row[c] * row[c] }
+        guard sum > 0 else { continue }
+        let inverse = 1 / sum.squareRoot()
+        for c in 0..<cols { row[c] *= inverse }
+    }
+}

@@ -35,20 +35,38 @@ public struct CLIPEncoderConfig: Codable, Sendable, Equatable {
         case hiddenAct = "hidden_act", layerNormEps = "layer_norm_eps"
     }
 
-    /// Decodes from a Hugging Face config object; absent keys take the library's
-    /// defaults (those of `CLIPTextConfig`: 512 wide, 2048 MLP, 12 layers, 8 heads).
+    /// Hugging Face's `CLIPTextConfig` encoder defaults: 512 wide, 2048 MLP, 12
+    /// layers, 8 heads, QuickGELU.
+    public static let textDefaults = CLIPEncoderConfig(hiddenSize: 512, intermediateSize: 2048, numHiddenLayers: 12, numAttentionHeads: 8)
+    /// Hugging Face's `CLIPVisionConfig` encoder defaults: 768 wide, 3072 MLP, 12
+    /// layers, 12 heads, QuickGELU.
+    public static let visionDefaults = CLIPEncoderConfig(hiddenSize: 768, intermediateSize: 3072, numHiddenLayers: 12, numAttentionHeads: 12)
+
+    /// Decodes from a Hugging Face config object; absent keys take ``textDefaults``.
     public init(from decoder: any Decoder) throws {
+        try self.init(from: decoder, defaults: .textDefaults)
+    }
+
+    /// Decodes from a Hugging Face config object; absent keys take `defaults`.
+    public init(from decoder: any Decoder, defaults: CLIPEncoderConfig) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        hiddenSize = try c.decodeIfPresent(Int.self, forKey: .hiddenSize) ?? 512
-        intermediateSize = try c.decodeIfPresent(Int.self, forKey: .intermediateSize) ?? 2048
-        numHiddenLayers = try c.decodeIfPresent(Int.self, forKey: .numHiddenLayers) ?? 12
-        numAttentionHeads = try c.decodeIfPresent(Int.self, forKey: .numAttentionHeads) ?? 8
-        let act = try c.decodeIfPresent(String.self, forKey: .hiddenAct) ?? "quick_gelu"
-        guard let activation = Activation(huggingFaceName: act) else {
-            throw DecodingError.dataCorruptedError(forKey: .hiddenAct, in: c, debugDescription: "unsupported hidden_act '\(act)'")
+        hiddenSize = try c.decodeIfPresent(Int.self, forKey: .hiddenSize) ?? defaults.hiddenSize
+        intermediateSize = try c.decodeIfPresent(Int.self, forKey: .intermediateSize) ?? defaults.intermediateSize
+        numHiddenLayers = try c.decodeIfPresent(Int.self, forKey: .numHiddenLayers) ?? defaults.numHiddenLayers
+        numAttentionHeads = try c.decodeIfPresent(Int.self, forKey: .numAttentionHeads) ?? defaults.numAttentionHeads
+        if let act = try c.decodeIfPresent(String.self, forKey: .hiddenAct) {
+            guard let activation = Activation(huggingFaceName: act) else {
+                throw DecodingError.dataCorruptedError(forKey: .hiddenAct, in: c, debugDescription: "unsupported hidden_act '\(act)'")
+            }
+            hiddenAct = activation
+        } else {
+            hiddenAct = defaults.hiddenAct
         }
-        hiddenAct = activation
-        layerNormEps = try c.decodeIfPresent(Float.self, forKey: .layerNormEps) ?? 1e-5
+        layerNormEps = try c.decodeIfPresent(Float.self, forKey: .layerNormEps) ?? defaults.layerNormEps
+        guard hiddenSize > 0, numAttentionHeads > 0, hiddenSize % numAttentionHeads == 0 else {
+            throw DecodingError.dataCorruptedError(forKey: .numAttentionHeads, in: c,
+                debugDescription: "hidden_size \(hiddenSize) is not divisible by num_attention_heads \(numAttentionHeads)")
+        }
     }
 
     /// The width of one attention head.
@@ -76,7 +94,6 @@ public struct CLIPAttention: Sendable {
         valueProjection = try Linear(weights.scoped("v_proj"), inFeatures: c, outFeatures: c)
         outputProjection = try Linear(weights.scoped("out_proj"), inFeatures: c, outFeatures: c)
         heads = config.numAttentionHeads
-        precondition(c % heads == 0, "hidden size \(c) not divisible by \(heads) heads")
     }
 
     /// Self-attention over `x` `[B, T, C]`, causal when `causal` (the text tower).

@@ -1,0 +1,114 @@
+// Port of transformers/models/clip/modeling_clip.py: CLIPModel (get_text_features,
+// get_image_features and the normalised embeddings the interrogator compares).
+import Foundation
+import NeuralCore
+
+/// A CLIP model loaded from a Hugging Face `CLIPModel` checkpoint, driven by its
+/// `config.json` (ViT-B/32 through ViT-bigG/14, QuickGELU or GELU).
+///
+/// Loading is strict: every tensor in the checkpoint is used, except the
+/// `position_ids` buffers; a missing, extra or mis-shaped tensor fails with its
+/// full key. F16/BF16 checkpoints are widened to F32 at load (the GEMMs run in
+/// F32), so they take twice their file size in memory; F32 checkpoints stay in
+/// the memory-mapped file.
+public final class CLIPModel: Sendable {
+    /// The decoded `config.json`.
+    public let configuration: CLIPConfiguration
+    /// `text_model`.
+    public let textModel: CLIPTextTransformer
+    /// `vision_model`.
+    public let visionModel: CLIPVisionTransformer
+    /// `text_projection` (no bias).
+    public let textProjection: Linear
+    /// `visual_projection` (no bias).
+    public let visualProjection: Linear
+    /// `logit_scale` (the log of the similarity temperature).
+    public let logitScale: Float
+
+    /// Loads the checkpoint in `directory` (`config.json` + `model.safetensors` or shards).
+    public convenience init(directory: URL) throws {
+        try self.init(checkpoint: Checkpoint(directory: directory))
+    }
+
+    /// Loads a CLIP model from an opened checkpoint.
+    public init(checkpoint: Checkpoint) throws {
+        let configuration = try checkpoint.json(CLIPConfiguration.self)
+        self.configuration = configuration
+        let root = WeightScope(checkpoint.weights)
+        textModel = try CLIPTextTransformer(root.scoped("text_model"), configuration.textConfig)
+        visionModel = try CLIPVisionTransformer(root.scoped("vision_model"), configuration.visionConfig)
+        textProjection = try Linear(root.scoped("text_projection"), inFeatures: configuration.textConfig.encoder.hiddenSize,
+                                    outFeatures: configuration.projectionDim, bias: false)
+        visualProjection = try Linear(root.scoped("visual_projection"), inFeatures: configuration.visionConfig.encoder.hiddenSize,
+                                      outFeatures: configuration.projectionDim, bias: false)
+        logitScale = try root.tensor("logit_scale", shape: []).floats()[0]
+        checkpoint.weights.markConsumed { $0.hasSuffix(".position_ids") }
+        try checkpoint.weights.verifyAllConsumed()
+    }
+
+    /// The embedding width both towers project to.
+    public var embeddingDimension: Int { configuration.projectionDim }
+
+    // MARK: Images
+
+    /// `get_image_features`: projected, unnormalised image features `[B, D]` for
+    /// preprocessed `pixels` `[B, 3, S, S]`.
+    public func imageFeatures(_ pixels: Tensor) throws -> Tensor {
+        let (last, _) = try visionModel.encode(pixels)
+        return visualProjection(visionModel.pooled(last))
+    }
+
+    /// L2-normalised image embeddings `[B, D]`.
+    public func imageEmbeddings(_ pixels: Tensor) throws -> Tensor {
+        normalizedRows(try imageFeatures(pixels))
+    }
+
+    // MARK: Texts
+
+    /// The largest number of token rows (sequences × length) run through the text
+    /// tower at once when encoding many texts.
+    public static let textBatchRows = 4096
+
+    /// `get_text_features`: projected, unnormalised features `[N, D]` for
+    /// tokenised texts (each `[start, …, end]`, padded or not).
+    ///
+    /// The tower is causal, so tokens after the pooled end token cannot change the
+    /// result: each text is encoded only up to it (its true length), and texts of
+    /// equal length are batched together, so no padding is ever computed.
+    /// - Throws: ``ModelInputError`` for unknown ids or overlong texts.
+    public func textFeatures(_ ids: [[Int]]) throws -> Tensor {
+        let config = configuration.textConfig
+        let width = config.encoder.hiddenSize
+        let truncated = ids.map { Array($0.prefix(config.pooledIndex(of: $0) + 1)) }
+        var byLength: [Int: [Int]] = [:]
+        for (index, sequence) in truncated.enumerated() { byLength[sequence.count, default: []].append(index) }
+        var pooled = Tensor(zeros: [ids.count, width])
+        try pooled.withUnsafeMutableFloats { pooledRows in
+            for (length, members) in byLength.sorted(by: { $0.key < $1.key }) {
+                let perBatch = max(1, Self.textBatchRows / max(length, 1))
+                for start in stride(from: 0, to: members.count, by: perBatch) {
+                    let group = Array(members[start..<min(start + perBatch, members.count)])
+                    let (last, _) = try textModel.encode(group.map { truncated[$0] })
+                    for (row, index) in group.enumerated() {
+                        (pooledRows.baseAddress! + index * width)
+                            .update(from: last.unsafeFloatPointer + (row * length + length - 1) * width, count: width)
+                    }
+                }
+            }
+        }
+        return textProjection(textModel.finalLayerNorm(pooled))
+    }
+
+    /// L2-normalised text embeddings `[N, D]` (see ``textFeatures(_:)``).
+    public func textEmbeddings(_ ids: [[Int]]) throws -> Tensor {
+        normalizedRows(try textFeatures(ids))
+    }
+}
+
+/// `x / ‖x‖` along the last dimension.
+public func normalizedRows(_ x: Tensor) -> Tensor {
+    var y = x.asF32()
+    let cols = x.shape.last ?? 1
+    y.withUnsafeMutableFloats { l2NormalizeRows($0.baseAddress!, rows: $0.count / max(cols, 1), cols: cols) }
+    return y
+}

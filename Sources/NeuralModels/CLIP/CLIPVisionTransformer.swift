@@ -1,0 +1,88 @@
+// Port of transformers/models/clip/modeling_clip.py: CLIPVisionEmbeddings,
+// CLIPVisionTransformer (patch conv without bias, class token, pre/post LayerNorm).
+import NeuralCore
+
+/// CLIP's vision tower (`vision_model.*`).
+public struct CLIPVisionTransformer: Sendable {
+    /// The tower's config.
+    public let config: CLIPVisionConfig
+    /// `embeddings.class_embedding`, `[C]`.
+    public let classEmbedding: Tensor
+    /// `embeddings.patch_embedding.weight` flattened to `[C, channels·P²]`.
+    public let patchWeight: Tensor
+    /// `embeddings.position_embedding`, one row per token.
+    public let positionEmbedding: Embedding
+    /// `pre_layrnorm` (sic).
+    public let preLayerNorm: LayerNorm
+    /// `encoder.layers.*`.
+    public let layers: [CLIPEncoderLayer]
+    /// `post_layernorm`, applied to the class token.
+    public let postLayerNorm: LayerNorm
+
+    /// Loads the tower from its scope (`vision_model`).
+    public init(_ weights: WeightScope, _ config: CLIPVisionConfig) throws {
+        self.config = config
+        let width = config.encoder.hiddenSize, p = config.patchSize, eps = config.encoder.layerNormEps
+        classEmbedding = try weights.tensor("embeddings.class_embedding", shape: [width])
+        patchWeight = try weights.tensor("embeddings.patch_embedding.weight", shape: [width, config.numChannels, p, p])
+            .reshaped([width, config.numChannels * p * p])
+        positionEmbedding = try Embedding(weights.scoped("embeddings.position_embedding"), count: config.tokenCount, dimension: width)
+        preLayerNorm = try LayerNorm(weights.scoped("pre_layrnorm"), size: width, eps: eps)
+        layers = try (0..<config.encoder.numHiddenLayers).map {
+            try CLIPEncoderLayer(weights.scoped("encoder.layers.\($0)"), config.encoder)
+        }
+        postLayerNorm = try LayerNorm(weights.scoped("post_layernorm"), size: width, eps: eps)
+    }
+
+    /// Class token + patch embeddings + positions for `pixels` `[B, channels, S, S]`:
+    /// `[B, 1 + (S/P)², C]`.
+    /// - Throws: ``ModelInputError/imageShape(found:expected:)``.
+    public func embeddings(_ pixels: Tensor) throws -> Tensor {
+        let (c, s, p) = (config.numChannels, config.imageSize, config.patchSize)
+        guard pixels.shape.count == 4, Array(pixels.shape.dropFirst()) == [c, s, s] else {
+            throw ModelInputError.imageShape(found: pixels.shape, expected: [pixels.shape.first ?? 1, c, s, s])
+        }
+        let batch = pixels.shape[0], width = config.encoder.hiddenSize, tokens = config.tokenCount
+        let input = pixels.asF32()
+        return Tensor(shape: [batch, tokens, width]) { out in
+            let patches = UnsafeMutablePointer<Float>.allocate(capacity: (tokens - 1) * width)
+            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: (tokens - 1) * c * p * p)
+            defer { patches.deallocate(); scratch.deallocate() }
+            withExtendedLifetime((input, self)) {
+                for b in 0..<batch {
+                    patchEmbedding(patches, input.unsafeFloatPointer + b * c * s * s, weight: patchWeight.unsafeFloatPointer,
+                                   bias: nil, batch: 1, channels: c, height: s, width: s, patch: p, outChannels: width,
+                                   scratch: scratch)
+                    let image = out + b * tokens * width
+                    image.update(from: classEmbedding.unsafeFloatPointer, count: width)
+                    (image + width).update(from: patches, count: (tokens - 1) * width)
+                    addResidual(image, positionEmbedding.weight.unsafeFloatPointer, count: tokens * width)
+                }
+            }
+        }
+    }
+
+    /// Runs the tower and returns the encoder's output `[B, T, C]` (transformers'
+    /// `last_hidden_state`, before `post_layernorm`). With `allHiddenStates`, also
+    /// every layer's input (the first is the pre-LayerNorm'd embeddings) and the
+    /// last output.
+    public func encode(_ pixels: Tensor, allHiddenStates: Bool = false) throws -> (last: Tensor, all: [Tensor]) {
+        var hidden = preLayerNorm(try embeddings(pixels))
+        var all: [Tensor] = []
+        for layer in layers {
+            if allHiddenStates { all.append(hidden) }
+            hidden = layer(hidden, causal: false)
+        }
+        if allHiddenStates { all.append(hidden) }
+        return (hidden, all)
+    }
+
+    /// `post_layernorm` of each image's class token: `[B, C]` (the pooler output).
+    public func pooled(_ last: Tensor) -> Tensor {
+        let (batch, tokens, width) = (last.shape[0], last.shape[1], last.shape[2])
+        let classTokens = Tensor(shape: [batch, width]) { out in
+            for b in 0..<batch { (out + b * width).update(from: last.unsafeFloatPointer + b * tokens * width, count: width) }
+        }
+        return postLayerNorm(classTokens)
+    }
+}
