@@ -1,0 +1,141 @@
+import Foundation
+import NeuralCore
+import NeuralModels
+import XCTest
+
+/// CLIP towers against transformers 5.24 on tiny random checkpoints in the exact
+/// Hugging Face format (Tests/Fixtures/clip, written by
+/// Weights/fixtures/make_clip_fixtures.py): every hidden state, the pooled
+/// outputs, features and normalised embeddings within max |Δ| ≤ 1e-4.
+final class CLIPParityTests: XCTestCase {
+    static let checkpoints = ["tiny-quickgelu", "tiny-gelu-f16", "tiny-legacy-eos"]
+
+    struct Golden {
+        let file: SafeTensorsFile
+        func floats(_ key: String) throws -> [Float] { try file.tensor(key).floats() }
+        func tensor(_ key: String) throws -> Tensor { try file.tensor(key) }
+        func ids() throws -> [[Int]] {
+            let t = try file.tensor("input_ids")
+            let flat = t.integers().map { Int($0) }
+            return (0..<t.shape[0]).map { Array(flat[($0 * t.shape[1])..<(($0 + 1) * t.shape[1])]) }
+        }
+    }
+
+    func load(_ name: String) throws -> (CLIPModel, Golden) {
+        let directory = Fixtures.url("clip/\(name)")
+        let model = try CLIPModel(directory: directory)
+        return (model, Golden(file: try SafeTensorsFile(contentsOf: directory.appendingPathComponent("golden.safetensors"))))
+    }
+
+    /// Rows `0..<count` of sequence `b` in a `[B, T, C]` tensor.
+    func rows(_ values: [Float], sequence b: Int, tokens: Int, width: Int, count: Int) -> [Float] {
+        Array(values[(b * tokens * width)..<((b * tokens + count) * width)])
+    }
+
+    func testTextTowerHiddenStatesPooledAndEmbeddings() throws {
+        for name in Self.checkpoints {
+            let (model, golden) = try load(name)
+            let ids = try golden.ids()
+            let config = model.configuration.textConfig
+            let width = config.encoder.hiddenSize
+            let expectedPositions = try golden.tensor("eos_positions").integers().map { Int($0) }
+            XCTAssertEqual(ids.map(config.pooledIndex(of:)), expectedPositions, "\(name): pooled positions")
+            for (b, sequence) in ids.enumerated() {
+                // The causal tower is run only up to the pooled token: its rows must
+                // equal transformers' full-length rows there.
+                let length = expectedPositions[b] + 1
+                let (_, all) = try model.textModel.encode([Array(sequence.prefix(length))], allHiddenStates: true)
+                XCTAssertEqual(all.count, config.encoder.numHiddenLayers + 1)
+                for (layer, state) in all.enumerated() {
+                    let expected = rows(try golden.floats("text_hidden_states.\(layer)"), sequence: b, tokens: 77, width: width, count: length)
+                    assertClose(state.floats(), expected, tolerance: 1e-4, "\(name) text hidden state \(layer), sequence \(b)")
+                }
+                let lastNormed = model.textModel.finalLayerNorm(all.last!).floats()
+                let expectedLast = rows(try golden.floats("text_last_hidden_state"), sequence: b, tokens: 77, width: width, count: length)
+                assertClose(lastNormed, expectedLast, tolerance: 1e-4, "\(name) text last hidden state, sequence \(b)")
+            }
+            // Batched, grouped by length, through the public API.
+            assertClose(try model.textFeatures(ids).floats(), try golden.floats("text_features"), tolerance: 1e-4, "\(name) text features")
+            assertClose(try model.textEmbeddings(ids).floats(), try golden.floats("text_embeds"), tolerance: 1e-4, "\(name) text embeds")
+        }
+    }
+
+    func testVisionTowerHiddenStatesPooledAndEmbeddings() throws {
+        for name in Self.checkpoints {
+            let (model, golden) = try load(name)
+            let pixels = try golden.tensor("pixel_values")
+            let (last, all) = try model.visionModel.encode(pixels, allHiddenStates: true)
+            XCTAssertEqual(all.count, model.configuration.visionConfig.encoder.numHiddenLayers + 1)
+            for (layer, state) in all.enumerated() {
+                assertClose(state.floats(), try golden.floats("vision_hidden_states.\(layer)"), tolerance: 1e-4, "\(name) vision hidden state \(layer)")
+            }
+            assertClose(last.floats(), try golden.floats("vision_last_hidden_state"), tolerance: 1e-4, "\(name) vision last")
+            assertClose(model.visionModel.pooled(last).floats(), try golden.floats("vision_pooled"), tolerance: 1e-4, "\(name) vision pooled")
+            assertClose(try model.imageFeatures(pixels).floats(), try golden.floats("image_features"), tolerance: 1e-4, "\(name) image features")
+            let imageEmbeds = try model.imageEmbeddings(pixels)
+            assertClose(imageEmbeds.floats(), try golden.floats("image_embeds"), tolerance: 1e-4, "\(name) image embeds")
+
+            // logits_per_image = exp(logit_scale) · image_embeds · text_embedsᵀ.
+            let text = try model.textEmbeddings(try golden.ids())
+            let d = model.embeddingDimension
+            var logits = [Float](repeating: 0, count: 3 * 4)
+            sgemm(transposeB: true, m: 3, n: 4, k: d, alpha: exp(model.logitScale), a: imageEmbeds.floats(), lda: d,
+                  b: text.floats(), ldb: d, c: &logits, ldc: 4)
+            assertClose(logits, try golden.floats("logits_per_image"), tolerance: 1e-3, "\(name) logits (scale ≈ \(exp(model.logitScale)))")
+        }
+    }
+
+    func testImageOfTheWrongShapeIsATypedError() throws {
+        let (model, _) = try load("tiny-quickgelu")
+        XCTAssertThrowsError(try model.imageEmbeddings(Tensor(zeros: [1, 3, 31, 32]))) { error in
+            XCTAssertEqual(error as? ModelInputError, .imageShape(found: [1, 3, 31, 32], expected: [1, 3, 32, 32]))
+        }
+        XCTAssertThrowsError(try model.textEmbeddings([[998, 5000, 999]])) { error in
+            XCTAssertEqual(error as? ModelInputError, .tokenOutOfRange(id: 5000, vocabularySize: 1000))
+        }
+        XCTAssertThrowsError(try model.textEmbeddings([Array(repeating: 5, count: 77) + [999]])) { error in
+            XCTAssertEqual(error as? ModelInputError, .sequenceTooLong(length: 78, maximum: 77))
+        }
+    }
+
+    /// A checkpoint with a missing, extra or mis-shaped tensor fails with the full key.
+    func testStrictLoadingNamesTheFullKey() throws {
+        let source = Fixtures.url("clip/tiny-quickgelu")
+        let original = try SafeTensorsFile(contentsOf: source.appendingPathComponent("model.safetensors"))
+        var tensors: [String: Tensor] = [:]
+        for name in original.names { tensors[name] = try original.tensor(name) }
+
+        func loadVariant(_ edit: (inout [String: Tensor]) -> Void) throws -> Error? {
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("clip-variant-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: directory) }
+            try FileManager.default.copyItem(at: source.appendingPathComponent("config.json"), to: directory.appendingPathComponent("config.json"))
+            var edited = tensors
+            edit(&edited)
+            try SafeTensorsWriter.write(edited, to: directory.appendingPathComponent("model.safetensors"))
+            do {
+                _ = try CLIPModel(directory: directory)
+                return nil
+            } catch {
+                return error
+            }
+        }
+
+        let missingKey = "text_model.encoder.layers.1.mlp.fc2.weight"
+        let missing = try loadVariant { $0[missingKey] = nil }
+        XCTAssertEqual(missing as? WeightError, .missing(key: missingKey, expectedShape: [32, 64]))
+
+        let extra = try loadVariant { $0["vision_model.encoder.layers.7.extra.weight"] = Tensor(zeros: [2]) }
+        XCTAssertEqual(extra as? WeightError, .unused(keys: ["vision_model.encoder.layers.7.extra.weight": [2]]))
+
+        let shapeKey = "vision_model.encoder.layers.0.self_attn.q_proj.weight"
+        let misShaped = try loadVariant { $0[shapeKey] = Tensor(zeros: [48, 47]) }
+        XCTAssertEqual(misShaped as? WeightError, .shapeMismatch(key: shapeKey, expected: [48, 48], found: [48, 47]))
+
+        // Real checkpoints carry int64 position_ids buffers: accepted, not an error.
+        let withBuffers = try loadVariant {
+            $0["text_model.embeddings.position_ids"] = (0..<77).map { Int64($0) }.withUnsafeBytes { Tensor(shape: [1, 77], dtype: .i64, bytes: $0) }
+        }
+        XCTAssertNil(withBuffers)
+    }
+}
