@@ -1,2 +1,0 @@
-// ClipInterrogator: the public Interrogator API.
-import NeuralModels
