@@ -54,6 +54,7 @@ let package = Package(
         .target(
             name: "ClipInterrogator",
             dependencies: ["NeuralCore", "NeuralModels"],
+            resources: [.copy("Resources/data")],
             swiftSettings: swiftSettings
         ),
         .executableTarget(

@@ -151,12 +151,9 @@ final class BertTokenizerTests: XCTestCase {
         return String(repeating: "0", count: 16 - hex.count) + hex
     }
 
-    private func labelListDirectory() -> URL? {
-        let candidates = [
-            Self.repositoryRoot.deletingLastPathComponent().appendingPathComponent("shared/data/clip-interrogator-0.6.0"),
-            Self.repositoryRoot.appendingPathComponent("Sources/ClipInterrogator/Resources"),
-        ]
-        return candidates.first { FileManager.default.fileExists(atPath: $0.appendingPathComponent("flavors.txt").path) }
+    /// The label lists as vendored (byte-identical) in the ClipInterrogator module.
+    private func labelListDirectory() -> URL {
+        Self.repositoryRoot.appendingPathComponent("Sources/ClipInterrogator/Resources/data")
     }
 
     func testLabelListsMatchReferenceIds() throws {
@@ -165,9 +162,7 @@ final class BertTokenizerTests: XCTestCase {
         let alphabet = Array(try XCTUnwrap((g["meta"] as? [String: Any])?["idEncoding"] as? String).utf8)
         var value = [Int](repeating: -1, count: 256)
         for (i, c) in alphabet.enumerated() { value[Int(c)] = i }
-        guard let dir = labelListDirectory() else {
-            throw XCTSkip("clip-interrogator label lists not found (../shared/data/clip-interrogator-0.6.0)")
-        }
+        let dir = labelListDirectory()
         let tok = try blip()
         var total = 0
         for (name, entry) in lists.sorted(by: { $0.key < $1.key }) {
