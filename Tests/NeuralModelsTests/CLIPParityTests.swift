@@ -139,3 +139,31 @@ final class CLIPParityTests: XCTestCase {
         XCTAssertNil(withBuffers)
     }
 }
+
+/// The prefix-cached text encoding equals full encoding.
+final class CLIPPrefixCacheTests: XCTestCase {
+    func testContinuationsOfACachedPrefixMatchFullEncoding() throws {
+        for name in CLIPParityTests.checkpoints {
+            let model = try CLIPModel(directory: Fixtures.url("clip/\(name)"))
+            let config = model.configuration.textConfig
+            let prefix = [998, 17, 250, 3, 641, 88, 12]
+            // Continuations of every length up to the context, plus texts that do not
+            // continue the prefix (full-encoding fallback) and the prefix itself + end.
+            var candidates: [[Int]] = []
+            for length in [1, 2, 3, 9, 40, 77 - prefix.count - 1] {
+                for variant in 0..<3 {
+                    let suffix = (0..<length).map { 1 + ($0 * 37 + variant * 101 + length * 7) % 990 }
+                    candidates.append(prefix + suffix + [999] + [0, 0])
+                }
+            }
+            candidates.append([998, 17, 250, 4, 5, 999])          // diverges inside the prefix
+            candidates.append(prefix + [999])                      // nothing after the prefix
+            candidates.append(Array((prefix + Array(repeating: 5, count: 80)).prefix(76)) + [999]) // truncated at 77
+            let cache = try model.textModel.prefixCache(prefix)
+            let cached = try model.textFeatures(candidates, continuing: cache).floats()
+            let full = try model.textFeatures(candidates).floats()
+            assertClose(cached, full, tolerance: 1e-5, "\(name): prefix-cached vs full features")
+            XCTAssertEqual(config.pooledIndex(of: candidates[0]), prefix.count + 1)
+        }
+    }
+}

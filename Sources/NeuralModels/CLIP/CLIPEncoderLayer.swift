@@ -98,6 +98,12 @@ public struct CLIPAttention: Sendable {
 
     /// Self-attention over `x` `[B, T, C]`, causal when `causal` (the text tower).
     public func callAsFunction(_ x: Tensor, causal: Bool) -> Tensor {
+        forward(x, causal: causal).output
+    }
+
+    /// Self-attention that also returns the keys and values it computed
+    /// (`[B, T, C]` each), for a prefix cache.
+    public func forward(_ x: Tensor, causal: Bool) -> (output: Tensor, keys: Tensor, values: Tensor) {
         let (batch, tokens, width) = (x.shape[0], x.shape[1], x.shape[2])
         let q = queryProjection(x), k = keyProjection(x), v = valueProjection(x)
         let headDim = width / heads
@@ -116,6 +122,28 @@ public struct CLIPAttention: Sendable {
                         scale: 1 / Float(headDim).squareRoot(),
                         mask: causal ? SoftmaxMask(causalOffset: 0) : .none, scratch: scratch)
                 }
+            }
+        }
+        return (outputProjection(context), k, v)
+    }
+
+    /// Causal self-attention of `x` `[B, S, C]` (B continuations of one prefix)
+    /// that also attends to the prefix's cached `prefixKeys`/`prefixValues` `[P, C]`.
+    public func callAsFunction(continuing x: Tensor, prefixKeys: Tensor, prefixValues: Tensor) -> Tensor {
+        let (batch, tokens, width) = (x.shape[0], x.shape[1], x.shape[2])
+        let prefixLength = prefixKeys.shape[0]
+        let q = queryProjection(x), k = keyProjection(x), v = valueProjection(x)
+        let headDim = width / heads
+        let context = Tensor(shape: x.shape) { out in
+            withExtendedLifetime((q, k, v, prefixKeys, prefixValues)) {
+                let scratch = UnsafeMutablePointer<Float>.allocate(capacity: batch * tokens * (prefixLength + tokens))
+                defer { scratch.deallocate() }
+                prefixCausalAttention(
+                    out, ldo: width, q: q.unsafeFloatPointer, ldq: width,
+                    kSuffix: k.unsafeFloatPointer, ldk: width, vSuffix: v.unsafeFloatPointer, ldv: width,
+                    kPrefix: prefixKeys.unsafeFloatPointer, vPrefix: prefixValues.unsafeFloatPointer,
+                    candidates: batch, suffixLength: tokens, prefixLength: prefixLength, heads: heads, headDim: headDim,
+                    scale: 1 / Float(headDim).squareRoot(), scratch: scratch)
             }
         }
         return outputProjection(context)
@@ -168,7 +196,23 @@ public struct CLIPEncoderLayer: Sendable {
 
     /// Applies the block to `x` `[B, T, C]`; `causal` masks future tokens.
     public func callAsFunction(_ x: Tensor, causal: Bool) -> Tensor {
-        var hidden = selfAttention(layerNorm1(x), causal: causal)
+        forward(x, causal: causal).output
+    }
+
+    /// Applies the block and also returns its attention keys and values (`[B, T, C]`).
+    public func forward(_ x: Tensor, causal: Bool) -> (output: Tensor, keys: Tensor, values: Tensor) {
+        let attention = selfAttention.forward(layerNorm1(x), causal: causal)
+        var hidden = attention.output
+        hidden.add(x)
+        var output = mlp(layerNorm2(hidden))
+        output.add(hidden)
+        return (output, attention.keys, attention.values)
+    }
+
+    /// Applies the causal block to continuations `x` `[B, S, C]` of a prefix whose
+    /// keys and values at this layer are `prefixKeys`/`prefixValues` `[P, C]`.
+    public func callAsFunction(continuing x: Tensor, prefixKeys: Tensor, prefixValues: Tensor) -> Tensor {
+        var hidden = selfAttention(continuing: layerNorm1(x), prefixKeys: prefixKeys, prefixValues: prefixValues)
         hidden.add(x)
         var output = mlp(layerNorm2(hidden))
         output.add(hidden)

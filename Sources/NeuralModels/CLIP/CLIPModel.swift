@@ -77,26 +77,72 @@ public final class CLIPModel: Sendable {
     /// equal length are batched together, so no padding is ever computed.
     /// - Throws: ``ModelInputError`` for unknown ids or overlong texts.
     public func textFeatures(_ ids: [[Int]]) throws -> Tensor {
-        let config = configuration.textConfig
-        let width = config.encoder.hiddenSize
-        let truncated = ids.map { Array($0.prefix(config.pooledIndex(of: $0) + 1)) }
-        var byLength: [Int: [Int]] = [:]
-        for (index, sequence) in truncated.enumerated() { byLength[sequence.count, default: []].append(index) }
-        var pooled = Tensor(zeros: [ids.count, width])
-        try pooled.withUnsafeMutableFloats { pooledRows in
-            for (length, members) in byLength.sorted(by: { $0.key < $1.key }) {
-                let perBatch = max(1, Self.textBatchRows / max(length, 1))
+        let truncated = ids.map(truncatedAtPooledToken)
+        let pooled = try Tensor(shape: [ids.count, configuration.textConfig.encoder.hiddenSize]) { rows in
+            try poolFullLength(truncated, indices: Array(truncated.indices), into: rows)
+        }
+        return textProjection(textModel.finalLayerNorm(pooled))
+    }
+
+    /// ``textFeatures(_:)`` for many texts that continue one cached prefix (the
+    /// chain search's "current prompt, candidate"): each text whose tokens start
+    /// with the prefix's runs only its remaining tokens against the cached keys
+    /// and values; the others (where tokenisation merged across the boundary, or
+    /// truncation cut into the prefix) are encoded in full. Results equal
+    /// ``textFeatures(_:)`` up to float rounding.
+    public func textFeatures(_ ids: [[Int]], continuing prefix: CLIPTextPrefixCache) throws -> Tensor {
+        let width = configuration.textConfig.encoder.hiddenSize
+        let prefixLength = prefix.tokens.count
+        let truncated = ids.map(truncatedAtPooledToken)
+        var bySuffixLength: [Int: [Int]] = [:]
+        var full: [Int] = []
+        for (index, sequence) in truncated.enumerated() {
+            if sequence.count > prefixLength && sequence.starts(with: prefix.tokens) {
+                bySuffixLength[sequence.count - prefixLength, default: []].append(index)
+            } else {
+                full.append(index)
+            }
+        }
+        let pooled = try Tensor(shape: [ids.count, width]) { rows in
+            try poolFullLength(truncated, indices: full, into: rows)
+            for (length, members) in bySuffixLength.sorted(by: { $0.key < $1.key }) {
+                let perBatch = max(1, Self.textBatchRows / length)
                 for start in stride(from: 0, to: members.count, by: perBatch) {
                     let group = Array(members[start..<min(start + perBatch, members.count)])
-                    let (last, _) = try textModel.encode(group.map { truncated[$0] })
+                    let last = try textModel.encode(continuations: group.map { Array(truncated[$0][prefixLength...]) }, after: prefix)
                     for (row, index) in group.enumerated() {
-                        (pooledRows.baseAddress! + index * width)
-                            .update(from: last.unsafeFloatPointer + (row * length + length - 1) * width, count: width)
+                        (rows + index * width).update(from: last.unsafeFloatPointer + (row * length + length - 1) * width, count: width)
                     }
                 }
             }
         }
         return textProjection(textModel.finalLayerNorm(pooled))
+    }
+
+    /// The ids up to and including the token transformers pools at.
+    private func truncatedAtPooledToken(_ ids: [Int]) -> [Int] {
+        Array(ids.prefix(configuration.textConfig.pooledIndex(of: ids) + 1))
+    }
+
+    /// Encodes `sequences[i]` for each `i` in `indices`, grouped by length into
+    /// batches, and writes each one's last-token state to row `i` of `rows`.
+    private func poolFullLength(_ sequences: [[Int]], indices: [Int], into rows: UnsafeMutablePointer<Float>) throws {
+        let width = configuration.textConfig.encoder.hiddenSize
+        var byLength: [Int: [Int]] = [:]
+        for index in indices {
+            guard !sequences[index].isEmpty else { throw ModelInputError.emptySequence }
+            byLength[sequences[index].count, default: []].append(index)
+        }
+        for (length, members) in byLength.sorted(by: { $0.key < $1.key }) {
+            let perBatch = max(1, Self.textBatchRows / max(length, 1))
+            for start in stride(from: 0, to: members.count, by: perBatch) {
+                let group = Array(members[start..<min(start + perBatch, members.count)])
+                let (last, _) = try textModel.encode(group.map { sequences[$0] })
+                for (row, index) in group.enumerated() {
+                    (rows + index * width).update(from: last.unsafeFloatPointer + (row * length + length - 1) * width, count: width)
+                }
+            }
+        }
     }
 
     /// L2-normalised text embeddings `[N, D]` (see ``textFeatures(_:)``).

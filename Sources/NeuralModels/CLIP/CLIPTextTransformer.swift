@@ -28,20 +28,21 @@ public struct CLIPTextTransformer: Sendable {
         finalLayerNorm = try LayerNorm(weights.scoped("final_layer_norm"), size: width, eps: config.encoder.layerNormEps)
     }
 
-    /// Token plus position embeddings for a batch of equal-length sequences: `[B, T, C]`.
+    /// Token plus position embeddings for a batch of equal-length sequences whose
+    /// first token sits at `positionOffset`: `[B, T, C]`.
     /// - Throws: ``ModelInputError`` for unknown ids or sequences beyond the context.
-    public func embeddings(_ ids: [[Int]]) throws -> Tensor {
+    public func embeddings(_ ids: [[Int]], positionOffset: Int = 0) throws -> Tensor {
         let tokens = ids.first?.count ?? 0
         precondition(ids.allSatisfy { $0.count == tokens }, "embeddings(_:) takes equal-length sequences")
-        guard tokens <= config.maxPositionEmbeddings else {
-            throw ModelInputError.sequenceTooLong(length: tokens, maximum: config.maxPositionEmbeddings)
+        guard positionOffset + tokens <= config.maxPositionEmbeddings else {
+            throw ModelInputError.sequenceTooLong(length: positionOffset + tokens, maximum: config.maxPositionEmbeddings)
         }
         let width = config.encoder.hiddenSize
         return try Tensor(shape: [ids.count, tokens, width]) { out in
             for (b, sequence) in ids.enumerated() {
                 let rows = out + b * tokens * width
                 try tokenEmbedding.lookup(rows, sequence)
-                for t in 0..<tokens { addResidual(rows + t * width, positionEmbedding.row(t), count: width) }
+                for t in 0..<tokens { addResidual(rows + t * width, positionEmbedding.row(positionOffset + t), count: width) }
             }
         }
     }
@@ -59,4 +60,41 @@ public struct CLIPTextTransformer: Sendable {
         if allHiddenStates { all.append(hidden) }
         return (hidden, all)
     }
+
+    /// Runs `tokens` (a prompt's ids without its end token) once and keeps every
+    /// layer's attention keys and values, so that many continuations of it can be
+    /// encoded without recomputing it (``encode(continuations:after:)``).
+    public func prefixCache(_ tokens: [Int]) throws -> CLIPTextPrefixCache {
+        var hidden = try embeddings([tokens])
+        var keys: [Tensor] = [], values: [Tensor] = []
+        for layer in layers {
+            let result = layer.forward(hidden, causal: true)
+            hidden = result.output
+            keys.append(result.keys.reshaped([tokens.count, config.encoder.hiddenSize]))
+            values.append(result.values.reshaped([tokens.count, config.encoder.hiddenSize]))
+        }
+        return CLIPTextPrefixCache(tokens: tokens, keys: keys, values: values)
+    }
+
+    /// Encodes equal-length continuations `suffixes` `[B][S]` of the cached prefix:
+    /// the last layer's output `[B, S, C]` (before `final_layer_norm`) equals rows
+    /// `P..<P+S` of encoding each `prefix + suffix` in full, at a fraction of the cost.
+    public func encode(continuations suffixes: [[Int]], after prefix: CLIPTextPrefixCache) throws -> Tensor {
+        var hidden = try embeddings(suffixes, positionOffset: prefix.tokens.count)
+        for (index, layer) in layers.enumerated() {
+            hidden = layer(continuing: hidden, prefixKeys: prefix.keys[index], prefixValues: prefix.values[index])
+        }
+        return hidden
+    }
+}
+
+/// The per-layer attention keys and values of a token prefix (see
+/// ``CLIPTextTransformer/prefixCache(_:)``).
+public struct CLIPTextPrefixCache: Sendable {
+    /// The prefix's token ids.
+    public let tokens: [Int]
+    /// Keys per layer, `[P, C]` each.
+    public let keys: [Tensor]
+    /// Values per layer, `[P, C]` each.
+    public let values: [Tensor]
 }

@@ -8,6 +8,8 @@ public enum ModelInputError: Error, Equatable, CustomStringConvertible, Sendable
     case sequenceTooLong(length: Int, maximum: Int)
     /// An image tensor whose shape the model cannot take.
     case imageShape(found: [Int], expected: [Int])
+    /// A token sequence with no tokens.
+    case emptySequence
 
     /// A readable explanation.
     public var description: String {
@@ -15,6 +17,7 @@ public enum ModelInputError: Error, Equatable, CustomStringConvertible, Sendable
         case let .tokenOutOfRange(id, size): "token id \(id) outside the vocabulary of \(size)"
         case let .sequenceTooLong(length, maximum): "sequence of \(length) tokens exceeds the model's \(maximum) positions"
         case let .imageShape(found, expected): "image tensor of shape \(found), expected \(expected)"
+        case .emptySequence: "empty token sequence"
         }
     }
 }
