@@ -273,9 +273,17 @@ static void cic_jpeg_output_message(j_common_ptr cinfo) {
 }
 
 static CICStatus cic_jpeg_run(j_decompress_ptr cinfo, cic_jpeg_error *error,
-                              const uint8_t *data, size_t size, CICRaster *out) {
+                              const uint8_t *data, size_t size, uint64_t max_pixels,
+                              CICRaster *out) {
     jpeg_mem_src(cinfo, data, (unsigned long)size);
     jpeg_read_header(cinfo, TRUE);
+    if (max_pixels != 0 && (uint64_t)cinfo->image_width * (uint64_t)cinfo->image_height > max_pixels) {
+        char buffer[96];
+        snprintf(buffer, sizeof(buffer), "%u x %u pixels exceeds the limit",
+                 (unsigned)cinfo->image_width, (unsigned)cinfo->image_height);
+        cic_set_message(out, buffer);
+        return CIC_NO_MEMORY;
+    }
 
     // Pillow picks the output space from the component count only
     // (JpegImagePlugin.SOF + JpegDecode.c); everything else stays default:
@@ -341,7 +349,7 @@ typedef struct cic_jpeg_state {
     cic_jpeg_error error;
 } cic_jpeg_state;
 
-CICStatus cic_decode_jpeg(const uint8_t *data, size_t size, CICRaster *out) {
+CICStatus cic_decode_jpeg(const uint8_t *data, size_t size, uint64_t max_pixels, CICRaster *out) {
     memset(out, 0, sizeof(*out));
     if (size == 0) {
         cic_set_message(out, "empty input");
@@ -365,7 +373,7 @@ CICStatus cic_decode_jpeg(const uint8_t *data, size_t size, CICRaster *out) {
         status = state->error.status == CIC_OK ? CIC_CORRUPT : state->error.status;
     } else {
         jpeg_create_decompress(cinfo);
-        status = cic_jpeg_run(cinfo, &state->error, data, size, out);
+        status = cic_jpeg_run(cinfo, &state->error, data, size, max_pixels, out);
     }
     jpeg_destroy_decompress(cinfo);
     free(state);

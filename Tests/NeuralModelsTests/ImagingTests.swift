@@ -55,7 +55,7 @@ private func loadManifest() throws -> Manifest {
 }
 
 private func crc32(_ bytes: [UInt8]) -> UInt32 {
-    bytes.withUnsafeBufferPointer { CRC32.checksum($0) }
+    bytes.withUnsafeBufferPointer { ImagingCRC32.checksum($0) }
 }
 
 /// Loads a golden RGB8 PNG and checks it against the manifest's CRC first, so
@@ -164,6 +164,26 @@ final class ImagingTests: XCTestCase {
             guard case .unreadable = error as? ImageDecodingError else {
                 return XCTFail("directory: \(error)")
             }
+        }
+    }
+
+    func testDecompressionBombsAreRefused() throws {
+        // PNG: a valid IHDR announcing 20000 x 20000 pixels.
+        var ihdr: [UInt8] = Array("IHDR".utf8)
+        for v in [UInt32(20000), UInt32(20000)] { ihdr += withUnsafeBytes(of: v.bigEndian) { Array($0) } }
+        ihdr += [8, 2, 0, 0, 0]
+        let crc = withUnsafeBytes(of: crc32(ihdr).bigEndian) { Array($0) }
+        let png: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13] + ihdr + crc
+            + [0, 0, 0, 0] + Array("IDAT".utf8) + [0, 0, 0, 0]
+        XCTAssertThrowsError(try ImageDecoder.decode(data: Data(png))) { error in
+            guard case .tooLarge(.png, _) = error as? ImageDecodingError else { return XCTFail("\(error)") }
+        }
+        // JPEG: a real file whose SOF0 is patched to 30000 x 30000.
+        var jpeg = [UInt8](try Data(contentsOf: fixtures.appendingPathComponent("inputs/jpeg_rgb_1x1.jpg")))
+        let sof = try XCTUnwrap((0..<(jpeg.count - 1)).first { jpeg[$0] == 0xFF && jpeg[$0 + 1] == 0xC0 })
+        jpeg.replaceSubrange((sof + 5)..<(sof + 9), with: [0x75, 0x30, 0x75, 0x30])
+        XCTAssertThrowsError(try ImageDecoder.decode(data: Data(jpeg))) { error in
+            guard case .tooLarge(.jpeg, _) = error as? ImageDecodingError else { return XCTFail("\(error)") }
         }
     }
 

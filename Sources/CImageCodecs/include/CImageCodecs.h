@@ -58,8 +58,10 @@ CICStatus cic_decode_png(const uint8_t *data, size_t size, CICRaster *out);
 
 /// Decode a whole JPEG held in memory with libjpeg's default settings.
 /// Running out of data before the last scanline is `CIC_TRUNCATED`; other
-/// libjpeg warnings are ignored (as Pillow ignores them).
-CICStatus cic_decode_jpeg(const uint8_t *data, size_t size, CICRaster *out);
+/// libjpeg warnings are ignored (as Pillow ignores them). An image of more
+/// than `max_pixels` pixels (0: no limit) is refused with `CIC_NO_MEMORY`
+/// before anything is allocated.
+CICStatus cic_decode_jpeg(const uint8_t *data, size_t size, uint64_t max_pixels, CICRaster *out);
 
 /// Free the samples of a raster (safe on a zeroed raster).
 void cic_raster_free(CICRaster *raster);

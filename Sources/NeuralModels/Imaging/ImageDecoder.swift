@@ -13,6 +13,12 @@ import Foundation
 /// `Image.open(f).convert("RGB")` does: no EXIF rotation, no colour
 /// management, no gamma, alpha dropped (not composited).
 public enum ImageDecoder {
+    /// Pillow's decompression-bomb limit: `Image.open` refuses images of more
+    /// than `2 * Image.MAX_IMAGE_PIXELS` (2 × 89,478,485) pixels; so does this
+    /// decoder, with ``ImageDecodingError/tooLarge(format:message:)``, before
+    /// allocating anything.
+    public static let maximumPixels = 2 * 89_478_485
+
     /// Reads and decodes the file at `url`.
     public static func decode(contentsOf url: URL) throws -> RGBImage {
         let path = url.path
@@ -100,6 +106,9 @@ public enum ImageDecoder {
 
     private static func decodePNG(_ bytes: UnsafeBufferPointer<UInt8>) throws -> RGBImage {
         let header = try PNGHeaderScanner.scan(bytes)
+        if max(header.width, 1) * max(header.height, 1) > maximumPixels {
+            throw ImageDecodingError.tooLarge(format: .png, message: "\(header.width) x \(header.height) pixels exceeds the limit")
+        }
         return try runCodec(.png, bytes, { cic_decode_png($0, $1, $2) }) { raster in
             guard Int(raster.width) == header.width, Int(raster.height) == header.height,
                   Int(raster.bit_depth) == header.bitDepth, Int(raster.color_type) == header.colorType
@@ -177,7 +186,7 @@ public enum ImageDecoder {
     // MARK: - JPEG
 
     private static func decodeJPEG(_ bytes: UnsafeBufferPointer<UInt8>) throws -> RGBImage {
-        try runCodec(.jpeg, bytes, { cic_decode_jpeg($0, $1, $2) }) { raster in
+        try runCodec(.jpeg, bytes, { cic_decode_jpeg($0, $1, UInt64(maximumPixels), $2) }) { raster in
             convertJPEG(raster)
         }
     }

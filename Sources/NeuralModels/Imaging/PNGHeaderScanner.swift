@@ -103,7 +103,7 @@ enum PNGHeaderScanner {
                 throw broken("broken PNG file (incomplete checksum in \(type))")
             }
             let stored = UInt32(truncatingIfNeeded: u32(crcAt))
-            let computed = CRC32.checksum(UnsafeBufferPointer(rebasing: bytes[(position + 4)..<crcAt]))
+            let computed = ImagingCRC32.checksum(UnsafeBufferPointer(rebasing: bytes[(position + 4)..<crcAt]))
             if stored != computed {
                 throw broken("broken PNG file (bad header checksum in \(type))")
             }
@@ -124,8 +124,8 @@ enum PNGHeaderScanner {
     }
 }
 
-/// CRC-32 (ISO-HDLC, the zlib/PNG one).
-enum CRC32 {
+/// CRC-32 (ISO-HDLC, the zlib/PNG one), for PNG chunk checks and fixture hashes.
+enum ImagingCRC32 {
     static let table: [UInt32] = (0..<256).map { n -> UInt32 in
         var c = UInt32(n)
         for _ in 0..<8 {

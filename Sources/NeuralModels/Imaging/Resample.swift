@@ -211,12 +211,12 @@ extension RGBImage {
                 coefficients.weights.withUnsafeBufferPointer { weights in
                     coefficients.first.withUnsafeBufferPointer { firsts in
                         coefficients.count.withUnsafeBufferPointer { counts in
-                            let src = SendablePointer(source.baseAddress!)
-                            let dst = SendableMutablePointer(destination.baseAddress!)
-                            let kk = SendablePointer(weights.baseAddress!)
-                            let fs = SendablePointer(firsts.baseAddress!)
-                            let cs = SendablePointer(counts.baseAddress!)
-                            parallelRows(outHeight, work: outWidth * ksize) { range in
+                            let src = ImagingReadPointer(source.baseAddress!)
+                            let dst = ImagingWritePointer(destination.baseAddress!)
+                            let kk = ImagingReadPointer(weights.baseAddress!)
+                            let fs = ImagingReadPointer(firsts.baseAddress!)
+                            let cs = ImagingReadPointer(counts.baseAddress!)
+                            imagingParallelRows(outHeight, work: outWidth * ksize) { range in
                                 for yy in range {
                                     let inRow = src.pointer + (yy + rows.lowerBound) * inStride
                                     let outRow = dst.pointer + yy * outStride
@@ -259,12 +259,12 @@ extension RGBImage {
                 coefficients.weights.withUnsafeBufferPointer { weights in
                     coefficients.first.withUnsafeBufferPointer { firsts in
                         coefficients.count.withUnsafeBufferPointer { counts in
-                            let src = SendablePointer(source.baseAddress!)
-                            let dst = SendableMutablePointer(destination.baseAddress!)
-                            let kk = SendablePointer(weights.baseAddress!)
-                            let fs = SendablePointer(firsts.baseAddress!)
-                            let cs = SendablePointer(counts.baseAddress!)
-                            parallelRows(outHeight, work: stride * ksize) { range in
+                            let src = ImagingReadPointer(source.baseAddress!)
+                            let dst = ImagingWritePointer(destination.baseAddress!)
+                            let kk = ImagingReadPointer(weights.baseAddress!)
+                            let fs = ImagingReadPointer(firsts.baseAddress!)
+                            let cs = ImagingReadPointer(counts.baseAddress!)
+                            imagingParallelRows(outHeight, work: stride * ksize) { range in
                                 let accumulator = UnsafeMutablePointer<Int32>.allocate(capacity: stride)
                                 defer { accumulator.deallocate() }
                                 for yy in range {
@@ -295,20 +295,20 @@ extension RGBImage {
 }
 
 /// A pointer handed to worker threads that only read through it.
-struct SendablePointer<T>: @unchecked Sendable {
+struct ImagingReadPointer<T>: @unchecked Sendable {
     let pointer: UnsafePointer<T>
     init(_ pointer: UnsafePointer<T>) { self.pointer = pointer }
 }
 
 /// A pointer handed to worker threads that write disjoint parts of it.
-struct SendableMutablePointer<T>: @unchecked Sendable {
+struct ImagingWritePointer<T>: @unchecked Sendable {
     let pointer: UnsafeMutablePointer<T>
     init(_ pointer: UnsafeMutablePointer<T>) { self.pointer = pointer }
 }
 
 /// Runs `body` over `0..<rows` split into contiguous chunks, in parallel when
 /// the total work (`rows * work` multiply-adds) is worth it.
-func parallelRows(_ rows: Int, work: Int, _ body: @escaping @Sendable (Range<Int>) -> Void) {
+func imagingParallelRows(_ rows: Int, work: Int, _ body: @escaping @Sendable (Range<Int>) -> Void) {
     let cores = ProcessInfo.processInfo.activeProcessorCount
     let total = rows * max(work, 1)
     let chunks = min(cores, rows, max(1, total / 2_000_000))
