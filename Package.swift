@@ -41,6 +41,13 @@ let package = Package(
             providers: [.apt(["libjpeg-dev"]), .brew(["jpeg-turbo"])]
         ),
 
+        // setjmp/longjmp boundary around libpng and libjpeg (Swift cannot survive a longjmp).
+        .target(
+            name: "CImageCodecs",
+            dependencies: ["CPNG", "CJPEG"],
+            path: "Sources/CImageCodecs"
+        ),
+
         .target(
             name: "NeuralCore",
             dependencies: [.target(name: "CBLAS", condition: .when(platforms: [.linux]))],
@@ -48,7 +55,7 @@ let package = Package(
         ),
         .target(
             name: "NeuralModels",
-            dependencies: ["NeuralCore"],
+            dependencies: ["NeuralCore", "CImageCodecs"],
             swiftSettings: swiftSettings
         ),
         .target(
