@@ -18,8 +18,11 @@ struct InterrogateBench {
             case "--json": jsonPath = arguments.popFirst()
             case "--threads": Threading.setThreadCount(Int(arguments.popFirst() ?? "") ?? 1)
             case "--runs": runs = Int(arguments.popFirst() ?? "") ?? runs
+            case "--clip-parity":
+                let directory = URL(fileURLWithPath: arguments.popFirst() ?? ".")
+                exit(try ClipParity.run(directory: directory) ? 0 : 1)
             case "--help", "-h":
-                print("usage: interrogate-bench [--json FILE] [--threads N] [--runs N]")
+                print("usage: interrogate-bench [--json FILE] [--threads N] [--runs N] | --clip-parity DIR")
                 return
             default:
                 FileHandle.standardError.write(Data("unknown argument \(argument)\n".utf8))
