@@ -86,6 +86,12 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "ClipInterrogatorTests",
+            dependencies: ["ClipInterrogator", "NeuralModels", "NeuralCore"],
+            path: "Tests/ClipInterrogatorTests",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "NeuralModelsTests",
             dependencies: ["NeuralModels"],
             path: "Tests/NeuralModelsTests",

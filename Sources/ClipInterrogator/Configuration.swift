@@ -1,0 +1,46 @@
+import Foundation
+import NeuralCore
+
+/// Settings of an ``Interrogator``: what clip-interrogator's `Config` covers where
+/// it makes sense on a CPU.
+public struct InterrogatorConfiguration: Sendable {
+    /// The CLIP model's name as the reference spells it (`ViT-L-14/openai`); it
+    /// names the label-embedding cache files, so caches interchange with the
+    /// reference's.
+    public var clipModelName: String
+    /// Most new tokens a caption may have (`caption_max_length`).
+    public var captionMaxLength: Int = 32
+    /// Labels per chunk in the reference's chunked ranking (`chunk_size`).
+    public var chunkSize: Int = 2048
+    /// Rank exactly instead of the reference's chunked top-k (prompts may then
+    /// differ from the reference's).
+    public var exactRanking: Bool = false
+    /// How many flavors best and negative mode pre-select before the chain
+    /// search (`flavor_intermediate_count`).
+    public var flavorIntermediateCount: Int = 2048
+    /// Where label embeddings are cached (`cache_path`); nil disables caching.
+    public var cacheDirectory: URL?
+    /// Threads for BLAS and the kernels; nil keeps the current setting.
+    public var threads: Int?
+    /// Receives progress reports (caption, cache building, chain steps); nil is quiet.
+    public var progress: (@Sendable (InterrogatorProgress) -> Void)?
+
+    /// A configuration for the CLIP model called `clipModelName`, with the
+    /// reference's defaults for everything else.
+    public init(clipModelName: String = "ViT-L-14/openai") {
+        self.clipModelName = clipModelName
+    }
+
+    /// The ranking method these settings select.
+    public var ranking: RankingMethod { exactRanking ? .exact : .chunked(chunkSize: chunkSize) }
+}
+
+/// A progress report from long-running work.
+public enum InterrogatorProgress: Sendable, Equatable {
+    /// Encoding a label table's embeddings (not cached yet): `done` of `total` labels.
+    case buildingLabelTable(name: String, done: Int, total: Int)
+    /// A caption is being generated: `token` of at most `maxTokens`.
+    case captioning(token: Int, maxTokens: Int)
+    /// A chain-search step (`desc` as the reference names it) finished: `step` of at most `maxSteps`.
+    case chainStep(name: String, step: Int, maxSteps: Int)
+}

@@ -1,0 +1,157 @@
+import Foundation
+import NeuralCore
+import NeuralModels
+
+/// Turns images into text-to-image prompts the way clip-interrogator 0.6.0 does:
+/// a caption, then CLIP-ranked labels (artists, flavors, mediums, movements,
+/// trending sites) assembled by one of the reference's modes.
+///
+/// An interrogator is immutable once built and safe to share across concurrent
+/// tasks. Building it loads or computes every label table's embeddings (cached on
+/// disk in the reference's format when a cache directory is configured).
+public final class Interrogator: Sendable {
+    /// The CLIP model that scores labels against images.
+    public let clip: CLIPModel
+    /// CLIP's tokenizer (open_clip-exact).
+    public let tokenizer: CLIPTokenizer
+    /// How images are prepared for CLIP's vision tower.
+    public let clipPreprocessing: CLIPImagePreprocessing
+    /// The caption model; nil when captions are always supplied (style mode).
+    public let captioner: (any ImageCaptioning)?
+    /// The settings.
+    public let configuration: InterrogatorConfiguration
+    /// The reference's tables, and any user tables.
+    public let tables: LabelTables
+
+    /// The label tables an interrogator ranks.
+    public struct LabelTables: Sendable {
+        /// "by X" and "inspired by X" for every artist.
+        public let artists: LabelTable
+        /// ~100k style and content modifiers.
+        public let flavors: LabelTable
+        /// Media ("a watercolor painting", …).
+        public let mediums: LabelTable
+        /// Art movements.
+        public let movements: LabelTable
+        /// Site names and "trending on …" phrases.
+        public let trendings: LabelTable
+        /// Labels for negative prompts.
+        public let negative: LabelTable
+        /// User tables, in the order given.
+        public let custom: [LabelTable]
+
+        /// The tables best and fast mode draw flavors from, merged in the
+        /// reference's order (artists, flavors, mediums, movements, trendings), then
+        /// the user tables.
+        public var merged: LabelTable { LabelTable(merging: [artists, flavors, mediums, movements, trendings] + custom) }
+    }
+
+    /// Builds an interrogator around `clip` (with its `tokenizer` and image
+    /// preprocessing) and a `captioner`, loading every label table's embeddings
+    /// from the cache or computing (and caching) them.
+    ///
+    /// - Parameter customTables: user label tables as (name, labels); the name also
+    ///   names their cache file.
+    public init(clip: CLIPModel, tokenizer: CLIPTokenizer, clipPreprocessing: CLIPImagePreprocessing,
+                captioner: (any ImageCaptioning)?, configuration: InterrogatorConfiguration,
+                customTables: [(name: String, labels: [String])] = []) throws {
+        if let threads = configuration.threads { Threading.setThreadCount(threads) }
+        self.clip = clip
+        self.tokenizer = tokenizer
+        self.clipPreprocessing = clipPreprocessing
+        self.captioner = captioner
+        self.configuration = configuration
+        let builder = TableBuilder(clip: clip, tokenizer: tokenizer, configuration: configuration)
+        let rawArtists = try ReferenceLabels.list(.artists)
+        tables = LabelTables(
+            artists: try builder.table("artists", ReferenceLabels.artists(from: rawArtists)),
+            flavors: try builder.table("flavors", ReferenceLabels.list(.flavors)),
+            mediums: try builder.table("mediums", ReferenceLabels.list(.mediums)),
+            movements: try builder.table("movements", ReferenceLabels.list(.movements)),
+            trendings: try builder.table("trendings", ReferenceLabels.trendings),
+            negative: try builder.table("negative", ReferenceLabels.list(.negative)),
+            custom: try customTables.map { try builder.table($0.name, $0.labels) })
+    }
+
+    // MARK: Text scoring
+
+    /// Open_clip token ids of `text` (start and end tokens included, truncated to
+    /// the context with the end token last).
+    func tokens(_ text: String) -> [Int] {
+        tokenizer.encodeUnpadded(text).map { Int($0) }
+    }
+
+    /// L2-normalised CLIP embeddings of `texts`, `[N, D]`.
+    public func textEmbeddings(_ texts: [String]) throws -> Tensor {
+        try clip.textEmbeddings(texts.map(tokens))
+    }
+
+    /// Cosine similarity of each text with the image embedding `image`.
+    public func similarities(_ image: [Float], _ texts: [String]) throws -> [Float] {
+        Self.dot(try textEmbeddings(texts), image)
+    }
+
+    /// Cosine similarity of `text` with the image embedding `image`.
+    public func similarity(_ image: [Float], _ text: String) throws -> Float {
+        try similarities(image, [text])[0]
+    }
+
+    /// Rows of `embeddings` `[N, D]` dotted with `image`.
+    static func dot(_ embeddings: Tensor, _ image: [Float]) -> [Float] {
+        let (rows, d) = (embeddings.shape[0], embeddings.shape[1])
+        var result = [Float](repeating: 0, count: rows)
+        guard rows > 0 else { return result }
+        withExtendedLifetime(embeddings) {
+            sgemm(m: rows, n: 1, k: d, a: embeddings.unsafeFloatPointer, lda: d, b: image, ldb: 1, c: &result, ldc: 1)
+        }
+        return result
+    }
+
+    /// `_prompt_at_max_len`: whether `text` fills CLIP's whole context.
+    func promptAtMaxLength(_ text: String) -> Bool {
+        tokens(text).count >= tokenizer.contextLength
+    }
+
+    /// `_truncate_to_fit`: keeps the ", "-separated parts of `text` while they fit,
+    /// measuring each candidate without the ", " it then adds (as the reference does).
+    func truncateToFit(_ text: String) -> String {
+        let parts = text.pythonSplit(", ")
+        var result = parts[0]
+        for part in parts.dropFirst() {
+            if promptAtMaxLength(result + part) { break }
+            result += ", " + part
+        }
+        return result
+    }
+}
+
+/// Loads label tables from the cache or builds them, reporting progress.
+private struct TableBuilder {
+    let clip: CLIPModel
+    let tokenizer: CLIPTokenizer
+    let configuration: InterrogatorConfiguration
+
+    /// Labels are encoded (and progress reported) in batches of this many.
+    static let encodingBatch = 1024
+
+    func table(_ name: String, _ labels: [String]) throws -> LabelTable {
+        let cache = configuration.cacheDirectory.map { LabelEmbeddingCache(directory: $0, modelName: configuration.clipModelName) }
+        if let cached = cache?.load(table: name, labels: labels) {
+            return LabelTable(name: name, labels: labels, embeddings: cached)
+        }
+        let dimension = clip.embeddingDimension
+        var embeddings = Tensor(zeros: [labels.count, dimension])
+        try embeddings.withUnsafeMutableFloats { rows in
+            for start in stride(from: 0, to: labels.count, by: Self.encodingBatch) {
+                let end = min(start + Self.encodingBatch, labels.count)
+                let ids = labels[start..<end].map { tokenizer.encodeUnpadded($0).map { Int($0) } }
+                try clip.textEmbeddings(ids).copyFloats(into: rows.baseAddress! + start * dimension)
+                configuration.progress?(.buildingLabelTable(name: name, done: end, total: labels.count))
+            }
+        }
+        // The reference keeps (and ranks with) the F16-rounded embeddings, cached or not.
+        let rounded = embeddings.converted(to: .f16)
+        try cache?.store(table: name, labels: labels, embeddings: rounded)
+        return LabelTable(name: name, labels: labels, embeddings: rounded)
+    }
+}

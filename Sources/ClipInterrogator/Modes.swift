@@ -1,0 +1,133 @@
+import Foundation
+import NeuralCore
+import NeuralModels
+
+/// The reference's prompt-building modes, on an image embedding and a caption.
+/// Each is a port of the clip-interrogator 0.6.0 method named in its comment.
+extension Interrogator {
+    /// `interrogate_fast`: the caption followed by the top `maxFlavors` labels of
+    /// the merged tables, cut to fit CLIP's context.
+    public func fastPrompt(image: [Float], caption: String, maxFlavors: Int = 32) -> String {
+        let tops = tables.merged.rankLabels(image, topCount: maxFlavors, method: configuration.ranking)
+        return truncateToFit(caption + ", " + tops.joined(separator: ", "))
+    }
+
+    /// `interrogate_classic`: "caption, medium artist, trending, movement, flavors".
+    public func classicPrompt(image: [Float], caption: String, maxFlavors: Int = 3) -> String {
+        let ranking = configuration.ranking
+        let medium = tables.mediums.rankLabels(image, topCount: 1, method: ranking)[0]
+        let artist = tables.artists.rankLabels(image, topCount: 1, method: ranking)[0]
+        let trending = tables.trendings.rankLabels(image, topCount: 1, method: ranking)[0]
+        let movement = tables.movements.rankLabels(image, topCount: 1, method: ranking)[0]
+        let flavors = tables.flavors.rankLabels(image, topCount: maxFlavors, method: ranking).joined(separator: ", ")
+        let prompt = caption.pythonHasPrefix(medium)
+            ? "\(caption) \(artist), \(trending), \(movement), \(flavors)"
+            : "\(caption), \(medium) \(artist), \(trending), \(movement), \(flavors)"
+        return truncateToFit(prompt)
+    }
+
+    /// `interrogate` (best mode): a greedy chain of flavors after the caption,
+    /// then whichever of caption, classic, fast and chain prompts is most similar
+    /// to the image.
+    public func bestPrompt(image: [Float], caption: String, minFlavors: Int = 8, maxFlavors: Int = 32) throws -> String {
+        let flavors = tables.merged.rankLabels(image, topCount: configuration.flavorIntermediateCount, method: configuration.ranking)
+        let chained = try chain(image: image, phrases: flavors, start: (caption, try similarity(image, caption)),
+                                minCount: minFlavors, maxCount: maxFlavors, name: "Flavor chain")
+        // The reference passes max_flavors to classic mode here, so its classic
+        // candidate carries up to 32 flavors.
+        let candidates = [caption, classicPrompt(image: image, caption: caption, maxFlavors: maxFlavors),
+                          fastPrompt(image: image, caption: caption, maxFlavors: maxFlavors), chained]
+        let scores = try similarities(image, candidates)
+        return candidates[Self.firstIndexOfMaximum(scores)]
+    }
+
+    /// `interrogate_negative`: a chain of the labels least similar to the image.
+    public func negativePrompt(image: [Float], maxFlavors: Int = 32) throws -> String {
+        let flavors = tables.flavors.rankLabels(image, topCount: configuration.flavorIntermediateCount, reverse: true,
+                                                method: configuration.ranking)
+        return try chain(image: image, phrases: flavors + tables.negative.labels, start: nil, minCount: 8,
+                         maxCount: maxFlavors, reverse: true, name: "Negative chain")
+    }
+
+    /// The top `count` labels of every table with their similarity to the image
+    /// (as the reference's Gradio "Analyze" tab: ranked with the cached
+    /// embeddings, scored by encoding the winners afresh).
+    public func analysis(image: [Float], count: Int = 5) throws -> [(table: String, matches: [(label: String, similarity: Float)])] {
+        let named = [("medium", tables.mediums), ("artist", tables.artists), ("movement", tables.movements),
+                     ("trending", tables.trendings), ("flavor", tables.flavors)] + tables.custom.map { ($0.name, $0) }
+        return try named.map { name, table in
+            let top = table.rankLabels(image, topCount: count, method: configuration.ranking)
+            return (name, Array(zip(top, try similarities(image, top))).map { (label: $0.0, similarity: $0.1) })
+        }
+    }
+
+    /// `chain`: grows a prompt greedily by the phrase that most increases (with
+    /// `reverse`, decreases) its similarity to the image.
+    ///
+    /// Every step scores "current prompt, phrase" for all remaining phrases. The
+    /// candidates share the current prompt's tokens, so its hidden states are
+    /// computed once per step and only each phrase's own tokens run through the
+    /// text tower (``CLIPModel/textFeatures(_:continuing:)``).
+    ///
+    /// The reference keeps the phrases in a Python `set`, so its iteration order
+    /// (and with it the winner among exactly tied candidates, such as labels
+    /// that tokenise identically) depends on `PYTHONHASHSEED`. Here phrases keep
+    /// the order they were given in (best-ranked first, duplicates dropped), and
+    /// ties go to the earliest.
+    func chain(image: [Float], phrases: [String], start: (prompt: String, similarity: Float)?, minCount: Int,
+               maxCount: Int, reverse: Bool = false, name: String) throws -> String {
+        var remaining = Self.uniqued(phrases)
+        var best: (prompt: String, similarity: Float)
+        if let start {
+            best = start
+        } else {
+            guard !remaining.isEmpty else { return "" }
+            let scores = try similarities(image, remaining)
+            let index = Self.firstIndexOfMaximum(reverse ? scores.map { -$0 } : scores)
+            // As in the reference, the starting score is not negated in reverse mode.
+            best = (remaining[index], scores[index])
+            remaining.remove(at: index)
+        }
+        var current = best
+        for step in 0..<maxCount {
+            guard !remaining.isEmpty else { break }
+            let candidates = remaining.map { "\(current.prompt), \($0)" }
+            var scores = try continuationSimilarities(image, prefix: current.prompt, candidates)
+            if reverse { scores = scores.map { -$0 } }
+            let index = Self.firstIndexOfMaximum(scores)
+            let (prompt, score) = (candidates[index], scores[index])
+            if score > best.similarity { best = (prompt, score) }
+            configuration.progress?(.chainStep(name: name, step: step + 1, maxSteps: maxCount))
+            guard score > current.similarity || step < minCount else { break }
+            current = (prompt, score)
+            if promptAtMaxLength(current.prompt) { break }
+            remaining.remove(at: index)
+        }
+        return best.prompt
+    }
+
+    /// Similarities of texts that all start with `prefix` followed by more text,
+    /// through the prefix-cached text tower.
+    func continuationSimilarities(_ image: [Float], prefix: String, _ texts: [String]) throws -> [Float] {
+        var prefixTokens = tokens(prefix)
+        prefixTokens.removeLast() // the end token
+        let cache = try clip.textModel.prefixCache(prefixTokens)
+        let features = try clip.textFeatures(texts.map(tokens), continuing: cache)
+        return Self.dot(normalizedRows(features), image)
+    }
+
+    /// The first index of the largest value (`argmax`).
+    static func firstIndexOfMaximum(_ values: [Float]) -> Int {
+        var best = 0
+        for i in values.indices where values[i] > values[best] { best = i }
+        return best
+    }
+
+    /// `values` without repeats, first occurrences kept in order. Strings are
+    /// compared by their code points, as Python compares them (Swift's `==` would
+    /// also equate canonically equivalent spellings).
+    static func uniqued(_ values: [String]) -> [String] {
+        var seen = Set<[UInt8]>()
+        return values.filter { seen.insert(Array($0.utf8)).inserted }
+    }
+}

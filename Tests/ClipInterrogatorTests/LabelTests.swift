@@ -1,0 +1,65 @@
+import Foundation
+import NeuralCore
+@testable import ClipInterrogator
+import XCTest
+
+final class LabelTests: XCTestCase {
+    func testLoadListFollowsPythonReadlinesAndStrip() {
+        let data = Data("  a \n\nb\r\nc\rd\u{3000}\n\u{1C}e\u{1F}\n \t".utf8)
+        XCTAssertEqual(LabelList.parse(data), ["a", "", "b", "c", "d", "e", ""])
+        XCTAssertEqual(LabelList.parse(Data("x\n".utf8)), ["x"], "no empty item after a final newline")
+        XCTAssertEqual(LabelList.parse(Data()), [])
+        // U+200B is not whitespace to Python.
+        XCTAssertEqual(LabelList.pythonStripped("\u{200B}x\u{A0}"), "\u{200B}x")
+    }
+
+    func testBundledListsAreTheReferencesTables() throws {
+        let artists = ReferenceLabels.artists(from: try ReferenceLabels.list(.artists))
+        let flavors = try ReferenceLabels.list(.flavors)
+        let counts = [artists.count, flavors.count, try ReferenceLabels.list(.mediums).count,
+                      try ReferenceLabels.list(.movements).count, ReferenceLabels.trendings.count, try ReferenceLabels.list(.negative).count]
+        XCTAssertEqual(counts, [10530, 100970, 95, 200, 72, 41])
+        XCTAssertEqual(counts.prefix(5).reduce(0, +), 111_867)
+        XCTAssertEqual(flavors.filter(\.isEmpty).count, 1, "flavors.txt has one empty line, kept as a label")
+        XCTAssertTrue(ReferenceLabels.trendings.contains("trending on dribble"))
+        XCTAssertEqual(ReferenceLabels.trendings.first, "Artstation")
+        XCTAssertEqual(ReferenceLabels.trendings.last, "zbrush central contest winner")
+        XCTAssertTrue(artists[0].hasPrefix("by ") && artists[5265].hasPrefix("inspired by "))
+    }
+
+    /// The digests come from the PyPI wheel (Weights/fixtures/make_label_list_digests.py).
+    func testVendoredListsAreByteIdenticalToTheReferenceRelease() throws {
+        let digests = try JSONDecoder().decode([String: String].self,
+                                               from: Data(contentsOf: Fixtures.url("interrogator/list-digests.json")))
+        XCTAssertEqual(Set(digests.keys), Set(ReferenceLabels.ListFile.allCases.map(\.rawValue)))
+        for file in ReferenceLabels.ListFile.allCases {
+            let bundled = try Data(contentsOf: ReferenceLabels.url(of: file))
+            XCTAssertEqual(SHA256.hexDigest(bundled), digests[file.rawValue], file.rawValue)
+        }
+    }
+
+    func testSHA256KnownAnswers() {
+        XCTAssertEqual(SHA256.hexDigest([UInt8]()), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        XCTAssertEqual(SHA256.hexDigest(Array("abc".utf8)), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        XCTAssertEqual(SHA256.hexDigest(Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8)),
+                       "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
+        XCTAssertEqual(SHA256.hexDigest([UInt8](repeating: 0x61, count: 1_000_000)),
+                       "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
+        // Incremental updates across block boundaries give the same digest.
+        var hasher = SHA256()
+        let message = Array("The quick brown fox jumps over the lazy dog".utf8)
+        for chunk in stride(from: 0, to: message.count, by: 7) { hasher.update(message[chunk..<min(chunk + 7, message.count)]) }
+        XCTAssertEqual(hasher.finalize().map { String(format: "%02x", $0) }.joined(),
+                       "d7a8fbb307d7809469ca9abcb0082e4f8d5651e46d3cdb762d02d0bf37c9e592")
+    }
+
+    func testPythonStringHelpers() {
+        XCTAssertEqual("a, b, , c".pythonSplit(", "), ["a", "b", "", "c"])
+        XCTAssertEqual(", x, ".pythonSplit(", "), ["", "x", ""])
+        XCTAssertEqual("abc".pythonSplit(", "), ["abc"])
+        // A combining mark after the separator's space: Python splits, grapheme logic would not.
+        XCTAssertEqual("a, \u{301}b".pythonSplit(", "), ["a", "\u{301}b"])
+        XCTAssertTrue("oil painting of".pythonHasPrefix("oil painting"))
+        XCTAssertFalse("e\u{301}clair".pythonHasPrefix("\u{E9}"), "code points, not canonical equivalence")
+    }
+}
