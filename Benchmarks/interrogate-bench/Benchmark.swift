@@ -32,12 +32,30 @@ struct InterrogateBench {
         print("threads: \(Threading.threadCount)")
         var results: [Measurement] = []
         results += sgemmProbe(runs: runs)
+        results += try clipImageStage(runs: max(2, runs / 3))
         printTable(results)
         if let jsonPath {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             try encoder.encode(results).write(to: URL(fileURLWithPath: jsonPath))
         }
+    }
+
+    /// Stage 2: CLIP image embeddings, ViT-B/32 and ViT-L/14, batch 1 and 8.
+    static func clipImageStage(runs: Int) throws -> [Measurement] {
+        var results: [Measurement] = []
+        for (name, json) in [("ViT-B/32", BenchmarkModels.vitB32), ("ViT-L/14", BenchmarkModels.vitL14)] {
+            let model = try BenchmarkModels.clip(json)
+            for batch in [1, 8] {
+                let pixels = BenchmarkModels.pixels(batch: batch, size: model.configuration.visionConfig.imageSize)
+                let flops = BenchmarkModels.vitFlops(model.configuration.visionConfig, images: batch)
+                results.append(try measure(stage: "2 clip image", "\(name) batch \(batch)", runs: runs, flops: flops,
+                                           items: Double(batch)) {
+                    _ = try model.imageEmbeddings(pixels)
+                })
+            }
+        }
+        return results
     }
 
     /// Stage 1: `y[M, N] = x[M, K] · Wᵀ` at the shapes the models run.

@@ -37,6 +37,10 @@ public enum WeightError: Error, CustomStringConvertible, Sendable, Equatable {
 public final class WeightStore: Sendable {
     private let files: [String: SafeTensorsFile]
     private let consumed = Mutex<Set<String>>([])
+    /// For synthetic stores, the seed; nil for file-backed stores.
+    private let syntheticSeed: UInt64?
+    /// For synthetic stores, every tensor handed out so far.
+    private let made = Mutex<[String: Tensor]>([:])
 
     /// A store over the tensors of `files`.
     /// - Throws: ``WeightError/duplicate(key:files:)`` when two files share a key.
@@ -49,6 +53,52 @@ public final class WeightStore: Sendable {
             }
         }
         self.files = byKey
+        syntheticSeed = nil
+    }
+
+    /// A synthetic checkpoint for benchmarks: every key a model asks for exists
+    /// with the shape it expects, filled with deterministic pseudo-random values
+    /// (LayerNorm weights 1, other values uniform with standard deviation 0.02).
+    /// ``synthesized`` returns what was handed out, e.g. to write it to disk.
+    public init(syntheticSeed seed: UInt64) {
+        files = [:]
+        syntheticSeed = seed
+    }
+
+    /// The tensors a synthetic store has made so far, by key.
+    public var synthesized: [String: Tensor] { made.withLock { $0 } }
+
+    /// Whether the checkpoint has `key` (always, for a synthetic store).
+    public func contains(_ key: String) -> Bool { syntheticSeed != nil || files[key] != nil }
+
+    /// The tensor at `key`, checked to have `shape`, marked consumed.
+    /// - Throws: ``WeightError/missing(key:expectedShape:)`` or
+    ///   ``WeightError/shapeMismatch(key:expected:found:)``.
+    public func tensor(_ key: String, expecting shape: [Int]) throws -> Tensor {
+        if let syntheticSeed {
+            return made.withLock { made in
+                if let existing = made[key] { return existing }
+                let tensor = Self.pseudoRandom(key: key, shape: shape, seed: syntheticSeed)
+                made[key] = tensor
+                return tensor
+            }
+        }
+        guard let found = self.shape(of: key) else { throw WeightError.missing(key: key, expectedShape: shape) }
+        guard found == shape else { throw WeightError.shapeMismatch(key: key, expected: shape, found: found) }
+        return try tensor(key)
+    }
+
+    private static func pseudoRandom(key: String, shape: [Int], seed: UInt64) -> Tensor {
+        let isNormWeight = key.lowercased().contains("norm") && key.hasSuffix(".weight")
+        var state = seed ^ key.utf8.reduce(0xCBF2_9CE4_8422_2325) { ($0 ^ UInt64($1)) &* 0x100_0000_01B3 }
+        return Tensor(shape: shape) { out in
+            for i in 0..<shape.reduce(1, *) {
+                if isNormWeight { out[i] = 1; continue }
+                state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+                let unit = Float(state >> 40) / Float(1 << 24) // [0, 1)
+                out[i] = (unit * 2 - 1) * 0.0346 // uniform, standard deviation 0.02
+            }
+        }
     }
 
     /// A store over one safetensors file at `url`.
@@ -114,16 +164,14 @@ public struct WeightScope: Sendable {
     public func scoped(_ name: String) -> WeightScope { WeightScope(store, prefix: key(name)) }
 
     /// Whether the checkpoint has `name` in this scope.
-    public func contains(_ name: String) -> Bool { store.shape(of: key(name)) != nil }
+    public func contains(_ name: String) -> Bool { store.contains(key(name)) }
 
     /// The tensor `name`, converted to F32 (a zero-copy view when the file already
     /// stores aligned F32), after checking its shape.
     /// - Throws: ``WeightError`` naming the full key (and both shapes on a mismatch).
     public func tensor(_ name: String, shape: [Int]) throws -> Tensor {
         let full = key(name)
-        guard let found = store.shape(of: full) else { throw WeightError.missing(key: full, expectedShape: shape) }
-        guard found == shape else { throw WeightError.shapeMismatch(key: full, expected: shape, found: found) }
-        let tensor = try store.tensor(full)
+        let tensor = try store.tensor(full, expecting: shape)
         guard tensor.dtype.isFloatStorage else { throw WeightError.unsupportedDType(key: full, dtype: tensor.dtype) }
         return tensor.asF32()
     }

@@ -31,10 +31,16 @@ public final class CLIPModel: Sendable {
     }
 
     /// Loads a CLIP model from an opened checkpoint.
-    public init(checkpoint: Checkpoint) throws {
-        let configuration = try checkpoint.json(CLIPConfiguration.self)
+    public convenience init(checkpoint: Checkpoint) throws {
+        try self.init(configuration: checkpoint.json(CLIPConfiguration.self), weights: checkpoint.weights)
+    }
+
+    /// Builds the model described by `configuration` from `weights` (a checkpoint,
+    /// or a synthetic store for benchmarks), strictly: every tensor but the
+    /// `position_ids` buffers must be used.
+    public init(configuration: CLIPConfiguration, weights: WeightStore) throws {
         self.configuration = configuration
-        let root = WeightScope(checkpoint.weights)
+        let root = WeightScope(weights)
         textModel = try CLIPTextTransformer(root.scoped("text_model"), configuration.textConfig)
         visionModel = try CLIPVisionTransformer(root.scoped("vision_model"), configuration.visionConfig)
         textProjection = try Linear(root.scoped("text_projection"), inFeatures: configuration.textConfig.encoder.hiddenSize,
@@ -42,8 +48,8 @@ public final class CLIPModel: Sendable {
         visualProjection = try Linear(root.scoped("visual_projection"), inFeatures: configuration.visionConfig.encoder.hiddenSize,
                                       outFeatures: configuration.projectionDim, bias: false)
         logitScale = try root.tensor("logit_scale", shape: []).floats()[0]
-        checkpoint.weights.markConsumed { $0.hasSuffix(".position_ids") }
-        try checkpoint.weights.verifyAllConsumed()
+        weights.markConsumed { $0.hasSuffix(".position_ids") }
+        try weights.verifyAllConsumed()
     }
 
     /// The embedding width both towers project to.

@@ -1,0 +1,67 @@
+import Foundation
+
+/// Finding the images a batch works on.
+public enum ImageInputs {
+    /// The file extensions taken from folders (any letter case).
+    public static let extensions: Set<String> = ["jpg", "jpeg", "png"]
+
+    /// A folder that cannot be listed.
+    public struct FolderError: Error, CustomStringConvertible, Sendable {
+        /// The folder.
+        public let path: String
+        /// `"cannot list folder <path>"`.
+        public var description: String { "cannot list folder \(path)" }
+    }
+
+    /// The JPEG and PNG files in `folder` (and its subfolders when `recursive`),
+    /// sorted by path so every machine sees the same order. Hidden files are skipped.
+    public static func images(in folder: URL, recursive: Bool) throws -> [URL] {
+        let manager = FileManager.default
+        var isDirectory: ObjCBool = false
+        guard manager.fileExists(atPath: folder.path, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw FolderError(path: folder.path)
+        }
+        var found: [URL] = []
+        if recursive {
+            guard let enumerator = manager.enumerator(at: folder, includingPropertiesForKeys: [.isRegularFileKey],
+                                                      options: [.skipsHiddenFiles]) else { throw FolderError(path: folder.path) }
+            for case let url as URL in enumerator where isImage(url) { found.append(url) }
+        } else {
+            let entries = try manager.contentsOfDirectory(at: folder, includingPropertiesForKeys: [.isRegularFileKey],
+                                                          options: [.skipsHiddenFiles])
+            found = entries.filter(isImage)
+        }
+        return found.map(\.standardizedFileURL).sorted { $0.path < $1.path }
+    }
+
+    static func isImage(_ url: URL) -> Bool {
+        guard extensions.contains(url.pathExtension.lowercased()) else { return false }
+        let values = try? url.resourceValues(forKeys: [.isRegularFileKey])
+        return values?.isRegularFile ?? true
+    }
+
+    /// Shard `index` (1-based) of `count`: the images whose path relative to
+    /// `root` hashes (FNV-1a, 64-bit) to that shard. Deterministic on every
+    /// machine and stable when other files come and go; every image falls in
+    /// exactly one shard.
+    public static func shard(_ images: [URL], index: Int, of count: Int, relativeTo root: URL) -> [URL] {
+        precondition(count >= 1 && (1...count).contains(index), "shard \(index)/\(count)")
+        return images.filter { Int(fnv1a(relativePath(of: $0, to: root)) % UInt64(count)) == index - 1 }
+    }
+
+    /// `url`'s path relative to `root` (its full path when outside `root`).
+    public static func relativePath(of url: URL, to root: URL) -> String {
+        let base = root.standardizedFileURL.path.hasSuffix("/") ? root.standardizedFileURL.path : root.standardizedFileURL.path + "/"
+        let path = url.standardizedFileURL.path
+        return path.hasPrefix(base) ? String(path.dropFirst(base.count)) : path
+    }
+
+    static func fnv1a(_ text: String) -> UInt64 {
+        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+        for byte in text.utf8 {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x100_0000_01B3
+        }
+        return hash
+    }
+}
