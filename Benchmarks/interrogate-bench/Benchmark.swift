@@ -13,16 +13,19 @@ struct InterrogateBench {
         var arguments = CommandLine.arguments.dropFirst()
         var jsonPath: String?
         var runs = 10
+        var stageFilter: String?
         while let argument = arguments.popFirst() {
             switch argument {
             case "--json": jsonPath = arguments.popFirst()
             case "--threads": Threading.setThreadCount(Int(arguments.popFirst() ?? "") ?? 1)
             case "--runs": runs = Int(arguments.popFirst() ?? "") ?? runs
+            case "--stage":
+                stageFilter = arguments.popFirst()
             case "--clip-parity":
                 let directory = URL(fileURLWithPath: arguments.popFirst() ?? ".")
                 exit(try ClipParity.run(directory: directory) ? 0 : 1)
             case "--help", "-h":
-                print("usage: interrogate-bench [--json FILE] [--threads N] [--runs N] | --clip-parity DIR")
+                print("usage: interrogate-bench [--json FILE] [--threads N] [--runs N] [--stage N] | --clip-parity DIR")
                 return
             default:
                 FileHandle.standardError.write(Data("unknown argument \(argument)\n".utf8))
@@ -31,8 +34,9 @@ struct InterrogateBench {
         }
         print("threads: \(Threading.threadCount)")
         var results: [Measurement] = []
-        results += sgemmProbe(runs: runs)
-        results += try clipImageStage(runs: max(2, runs / 3))
+        func wanted(_ stage: String) -> Bool { stageFilter.map { $0 == stage } ?? true }
+        if wanted("1") { results += sgemmProbe(runs: runs) }
+        if wanted("2") { results += try clipImageStage(runs: max(2, runs / 3)) }
         printTable(results)
         if let jsonPath {
             let encoder = JSONEncoder()

@@ -1,17 +1,190 @@
 import ArgumentParser
 import ClipInterrogator
+import Foundation
+import NeuralModels
 
-/// The demo command line tool. Its options arrive with the CLI issue; for now it
-/// only describes itself.
+/// The `interrogate` command: a thin shell over the ClipInterrogator library.
 @main
 struct Interrogate: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "interrogate",
-        abstract: "Turn an image into a text-to-image prompt (CLIP Interrogator in Swift).",
-        discussion: "Not implemented yet: the library is being built bottom-up. See README.md."
+        abstract: "Turn images into text-to-image prompts (CLIP Interrogator in Swift).",
+        discussion: """
+            MODEL is a local Hugging Face checkpoint directory, a repository id such as \
+            openai/clip-vit-large-patch14, or one of the reference's names (ViT-L-14/openai, \
+            ViT-B-32/openai, ViT-H-14/laion2b_s32b_b79k, ViT-bigG-14/laion2b_s39b_b160k, \
+            blip-base, blip-large).
+
+            Exit status: 0 when every input succeeded; 1 when any input failed (a summary is \
+            printed to standard error); 64 for invalid arguments.
+
+            Examples:
+              interrogate photo.jpg
+              interrogate --mode fast --format json photo.jpg
+              interrogate --folder ~/Pictures --recursive --format csv --output desc.csv --resume
+              interrogate --mode analyze --clip ViT-B-32/openai photo.png
+              interrogate --subject "a castle on a hill" --mode best photo.jpg
+            See Docs/cli.md for every option.
+            """
     )
 
+    @Argument(help: "Image files (JPEG or PNG).")
+    var images: [String] = []
+
+    @Option(name: .long, help: "Interrogate every .jpg/.jpeg/.png in this folder (any letter case).")
+    var folder: String?
+
+    @Flag(name: .long, help: "With --folder, include subfolders.")
+    var recursive = false
+
+    @Option(name: .long, help: "best, classic, fast, negative, caption or analyze.")
+    var mode: InterrogationMode = .best
+
+    @Option(name: .long, help: "The CLIP model (directory, repository id or reference name).")
+    var clip = "ViT-L-14/openai"
+
+    @Option(name: .long, help: "The caption model (directory, repository id, blip-base or blip-large).")
+    var caption = "blip-large"
+
+    @Option(name: .long, help: "Style mode: use this text as the subject instead of a generated caption.")
+    var subject: String?
+
+    @Option(name: .long, help: "A text file of extra labels, one per line (repeatable); ranked with the flavors.")
+    var labels: [String] = []
+
+    @Flag(name: .long, help: "One prompt for all given images (the mean of their CLIP embeddings).")
+    var combine = false
+
+    @Flag(name: .long, help: "Also produce a negative prompt for each image.")
+    var negative = false
+
+    @Option(name: .long, help: "text, json, jsonl or csv.")
+    var format: OutputFormat = .text
+
+    @Option(name: .long, help: "Write results to this file (default: standard output).")
+    var output: String?
+
+    @Flag(name: .long, help: "Skip images the --output file already holds and append the rest.")
+    var resume = false
+
+    @Flag(name: .long, help: "Also write each prompt to a .txt file next to its image.")
+    var sidecar = false
+
+    @Option(name: .long, help: "Process only shard I of N of the images (1-based, e.g. 2/4); shards are disjoint and cover every image.")
+    var shard: String?
+
+    @Option(name: .long, help: "Threads for BLAS and the kernels (default: all cores).")
+    var threads: Int?
+
+    @Option(name: .long, help: "Directory for cached label embeddings (default: ~/.cache/clip-interrogator-swift).")
+    var cacheDir: String?
+
+    @Flag(name: .long, help: "No progress output.")
+    var quiet = false
+
+    @Flag(name: .long, help: "Never use the network (as HF_HUB_OFFLINE=1).")
+    var offline = false
+
+    mutating func validate() throws {
+        if images.isEmpty && folder == nil { throw ValidationError("give image files or --folder DIR") }
+        if resume && output == nil { throw ValidationError("--resume needs --output FILE") }
+        if let shard, parseShard(shard) == nil { throw ValidationError("--shard takes I/N with 1 ≤ I ≤ N, e.g. 2/4") }
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        if combine && resume { throw ValidationError("--combine writes one result; --resume does not apply") }
+    }
+
     func run() throws {
-        print(Self.helpMessage())
+        let items = try inputItems()
+        let progress = quiet ? nil : ProgressPrinter()
+        var configuration = InterrogatorConfiguration(clipModelName: clip)
+        configuration.threads = threads
+        configuration.cacheDirectory = URL(fileURLWithPath: cacheDir ?? defaultCacheDirectory())
+        if let progress { configuration.progress = { progress.library($0) } }
+
+        var environment = try HubEnvironment.current()
+        if offline { environment.offline = true }
+        let downloads = quiet ? nil : DownloadPrinter()
+        var resolver = ModelResolver(environment: environment)
+        if let downloads { resolver.progress = { downloads.report($0) } }
+        let clipModel = try resolver.resolve(clip, files: HubFileSet.clip)
+        // Label caches are named as the reference names them, so they interchange.
+        configuration.clipModelName = clipModel.referenceName ?? clipModel.repository ?? clipModel.directory.lastPathComponent
+        let needsCaption = subject == nil && [.best, .classic, .fast, .caption].contains(mode)
+        let captionModel = needsCaption ? try resolver.resolve(caption, files: HubFileSet.blip) : nil
+        let custom = try labels.map { path in
+            (name: URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent,
+             labels: try LabelList.load(contentsOf: URL(fileURLWithPath: path)))
+        }
+        let interrogator = try Interrogator.load(
+            clipDirectory: clipModel.directory, captionDirectory: captionModel?.directory,
+            configuration: configuration, customTables: custom)
+
+        var options = InterrogationOptions()
+        options.subject = subject
+        options.includeNegative = negative
+        let writer = try ResultWriter(format: format, url: output.map { URL(fileURLWithPath: $0) }, resume: resume,
+                                      singleImage: items.count == 1 || combine)
+        writer.writeHeaderIfNeeded()
+        let runner = BatchRunner(interrogator: interrogator, mode: mode, options: options, sidecar: sidecar,
+                                 progress: progress.map { printer in { printer.images(done: $0, total: $1, name: $2) } })
+        let summary = combine ? runner.runCombined(items, writer: writer) : runner.run(items, writer: writer)
+        try writer.close()
+        report(summary)
+        if !summary.failures.isEmpty { throw ExitCode.failure }
+    }
+
+    /// The images to process, named as results will show them.
+    func inputItems() throws -> [BatchItem] {
+        var items = images.map { BatchItem(url: URL(fileURLWithPath: $0), name: $0) }
+        if let folder {
+            let root = URL(fileURLWithPath: folder)
+            var found = try ImageInputs.images(in: root, recursive: recursive)
+            if let shard, let (index, count) = parseShard(shard) {
+                found = ImageInputs.shard(found, index: index, of: count, relativeTo: root)
+            }
+            items += found.map { BatchItem(url: $0, name: ImageInputs.relativePath(of: $0, to: root)) }
+        }
+        return items
+    }
+
+    func parseShard(_ text: String) -> (Int, Int)? {
+        let parts = text.split(separator: "/").compactMap { Int($0) }
+        guard parts.count == 2, parts[1] >= 1, (1...parts[1]).contains(parts[0]) else { return nil }
+        return (parts[0], parts[1])
+    }
+
+    func report(_ summary: BatchSummary) {
+        guard !summary.failures.isEmpty || (!quiet && summary.skipped > 0) else { return }
+        var text = "\(summary.succeeded) succeeded, \(summary.failures.count) failed"
+        if summary.skipped > 0 { text += ", \(summary.skipped) skipped (already in \(output ?? "the output"))" }
+        for failure in summary.failures { text += "\n  \(failure.image): \(failure.reason)" }
+        FileHandle.standardError.write(Data((text + "\n").utf8))
+    }
+
+    func defaultCacheDirectory() -> String {
+        FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/clip-interrogator-swift").path
+    }
+}
+
+extension InterrogationMode: ExpressibleByArgument {}
+extension OutputFormat: ExpressibleByArgument {}
+
+/// Renders download progress on standard error.
+final class DownloadPrinter: @unchecked Sendable {
+    // @unchecked: downloads report from one thread at a time; the lock guards `last`.
+    private let lock = NSLock()
+    private var last = ""
+
+    func report(_ progress: HubDownloadProgress) {
+        lock.lock(); defer { lock.unlock() }
+        let megabytes = Double(progress.completedBytes) / 1_048_576
+        let total = progress.totalBytes.map { String(format: " / %.1f MB", Double($0) / 1_048_576) } ?? ""
+        let percent = progress.fraction.map { String(format: " (%.0f%%)", $0 * 100) } ?? ""
+        let line = String(format: "downloading %@/%@: %.1f MB", progress.repository, progress.file, megabytes) + total + percent
+        guard line != last else { return }
+        last = line
+        let interactive = isatty(2) == 1
+        FileHandle.standardError.write(Data((interactive ? "\r" + line + "   " : line + "\n").utf8))
+        if interactive, progress.fraction == 1 { FileHandle.standardError.write(Data("\n".utf8)) }
     }
 }
