@@ -74,7 +74,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "interrogate-bench",
-            dependencies: ["NeuralCore", "NeuralModels"],
+            dependencies: ["NeuralCore", "NeuralModels", "ClipInterrogator"],
             path: "Benchmarks/interrogate-bench",
             swiftSettings: swiftSettings
         ),

@@ -32,11 +32,13 @@ struct InterrogateBench {
                 exit(2)
             }
         }
-        print("threads: \(Threading.threadCount)")
+        print("threads: \(Threading.threadCount); BLAS: \(Threading.blasDescription)")
         var results: [Measurement] = []
         func wanted(_ stage: String) -> Bool { stageFilter.map { $0 == stage } ?? true }
         if wanted("1") { results += sgemmProbe(runs: runs) }
         if wanted("2") { results += try clipImageStage(runs: max(2, runs / 3)) }
+        if wanted("3") { results += try TextStages.labelEmbedding(runs: max(2, runs / 3), sampleSize: 2048) }
+        if wanted("4") { results += try TextStages.chainStep(runs: max(2, runs / 3)) }
         printTable(results)
         if let jsonPath {
             let encoder = JSONEncoder()

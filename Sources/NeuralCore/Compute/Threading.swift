@@ -27,6 +27,20 @@ public enum Threading {
         #endif
     }
 
+    /// The BLAS library in use and, for OpenBLAS, the CPU kernel it selected
+    /// (e.g. "OpenBLAS 0.3.21 … core Prescott"), for benchmark reports.
+    public static var blasDescription: String {
+        #if canImport(Accelerate)
+        return "Accelerate"
+        #elseif canImport(CBLAS)
+        let config = String(cString: openblas_get_config())
+        let core = String(cString: openblas_get_corename())
+        return "\(config) core \(core)"
+        #else
+        return "naive"
+        #endif
+    }
+
     /// Runs `body(i)` for every `i` in `0..<count`, spread over at most
     /// ``threadCount`` threads in contiguous blocks. Runs inline when there is a
     /// single thread or a single item.

@@ -188,3 +188,208 @@ public struct BertLayer: Sendable {
         return outputLayerNorm(output)
     }
 }
+
+// MARK: - Incremental decoding (KV cache)
+//
+// Port of the cache paths of transformers/models/blip/modeling_blip_text.py
+// (BlipTextSelfAttention with an EncoderDecoderCache): self-attention keys and
+// values are appended per step, cross-attention keys and values over the encoder
+// states are computed once and reused.
+
+/// The self-attention keys and values one decoder layer has seen, for `rows`
+/// sequences decoded in lockstep (all of the same ``length``).
+///
+/// A value type: copying a cache and appending to the copy leaves the original as
+/// it was. Storage is `[rows, capacity, width]` per tensor, so one row's keys are
+/// contiguous `[length, width]` rows that attention reads in place.
+public struct BertKVCache: Sendable {
+    /// The number of sequences.
+    public private(set) var rows: Int
+    /// Tokens cached per sequence (the next token's position offset).
+    public private(set) var length: Int
+    /// Tokens per sequence the storage holds before it grows.
+    public private(set) var capacity: Int
+    /// The key/value width (heads · head size).
+    public let width: Int
+    /// `[rows, capacity, width]`; rows `0..<length` of each sequence are valid.
+    public private(set) var keys: Tensor
+    /// `[rows, capacity, width]`; rows `0..<length` of each sequence are valid.
+    public private(set) var values: Tensor
+
+    /// An empty cache for `rows` sequences of `width`-wide keys, with room for
+    /// `capacity` tokens each (it grows when needed).
+    public init(rows: Int, width: Int, capacity: Int) {
+        self.rows = rows
+        self.width = width
+        self.capacity = max(capacity, 1)
+        self.length = 0
+        keys = Tensor(zeros: [rows, self.capacity, width])
+        values = Tensor(zeros: [rows, self.capacity, width])
+    }
+
+    /// Appends `tokens` new keys and values per sequence, from `newKeys` and
+    /// `newValues` laid out `[rows, tokens, width]`.
+    public mutating func append(keys newKeys: UnsafePointer<Float>, values newValues: UnsafePointer<Float>, tokens: Int) {
+        if length + tokens > capacity { grow(to: max(2 * capacity, length + tokens)) }
+        let (rows, capacity, width, length) = (rows, capacity, width, length)
+        func copy(_ source: UnsafePointer<Float>, into buffer: UnsafeMutableBufferPointer<Float>) {
+            for r in 0..<rows {
+                (buffer.baseAddress! + (r * capacity + length) * width).update(from: source + r * tokens * width, count: tokens * width)
+            }
+        }
+        keys.withUnsafeMutableFloats { copy(newKeys, into: $0) }
+        values.withUnsafeMutableFloats { copy(newValues, into: $0) }
+        self.length += tokens
+    }
+
+    /// Keeps, in order, the sequences at `indices` (a row may appear several times,
+    /// as when beams are reordered; rows not listed are dropped).
+    public mutating func selectRows(_ indices: [Int]) {
+        precondition(indices.allSatisfy { $0 >= 0 && $0 < rows }, "selectRows: index outside 0..<\(rows)")
+        if indices == Array(0..<rows) { return }
+        keys = gather(keys, indices)
+        values = gather(values, indices)
+        rows = indices.count
+    }
+
+    private func gather(_ source: Tensor, _ indices: [Int]) -> Tensor {
+        let (capacity, width, length) = (capacity, width, length)
+        return Tensor(shape: [indices.count, capacity, width]) { out in
+            withExtendedLifetime(source) {
+                let base = source.unsafeFloatPointer
+                for (i, r) in indices.enumerated() {
+                    (out + i * capacity * width).update(from: base + r * capacity * width, count: length * width)
+                }
+            }
+        }
+    }
+
+    private mutating func grow(to newCapacity: Int) {
+        let (rows, capacity, width, length) = (rows, capacity, width, length)
+        func widen(_ source: Tensor) -> Tensor {
+            var result = Tensor(zeros: [rows, newCapacity, width])
+            result.withUnsafeMutableFloats { out in
+                withExtendedLifetime(source) {
+                    for r in 0..<rows {
+                        (out.baseAddress! + r * newCapacity * width).update(from: source.unsafeFloatPointer + r * capacity * width,
+                                                                           count: length * width)
+                    }
+                }
+            }
+            return result
+        }
+        keys = widen(keys)
+        values = widen(values)
+        self.capacity = newCapacity
+    }
+}
+
+extension BertAttention {
+    /// The keys and values of `source` `[N, S, E]` (`[N, S, C]` each): for
+    /// cross-attention they are computed once per encoder output and reused by
+    /// every decoding step.
+    public func keysAndValues(_ source: Tensor) -> (keys: Tensor, values: Tensor) {
+        (key(source), value(source))
+    }
+
+    /// Causal self-attention of `x` `[R, T, C]`, the next `T` tokens of each of the
+    /// cache's `R` sequences: their keys and values are appended to `cache`, and
+    /// token `i` attends to the `cache.length` earlier tokens and to new tokens
+    /// `0...i`. Returns `LayerNorm(x + dense(attention))`.
+    public func callAsFunction(incremental x: Tensor, cache: inout BertKVCache) -> Tensor {
+        let (rows, tokens, width) = (x.shape[0], x.shape[1], x.shape[2])
+        precondition(rows == cache.rows && width == cache.width, "incremental attention: \(x.shape) vs cache of \(cache.rows)×\(cache.width)")
+        let q = query(x), k = key(x), v = value(x)
+        let past = cache.length
+        withExtendedLifetime((k, v)) { cache.append(keys: k.unsafeFloatPointer, values: v.unsafeFloatPointer, tokens: tokens) }
+        let total = cache.length, capacity = cache.capacity
+        let cachedKeys = cache.keys, cachedValues = cache.values
+        let headDim = width / heads
+        let context = Tensor(shape: x.shape) { out in
+            withExtendedLifetime((q, cachedKeys, cachedValues)) {
+                let scratch = UnsafeMutablePointer<Float>.allocate(capacity: tokens * total)
+                defer { scratch.deallocate() }
+                let keys = cachedKeys.unsafeFloatPointer, values = cachedValues.unsafeFloatPointer
+                for r in 0..<rows {
+                    multiHeadAttention(
+                        out + r * tokens * width, ldo: width,
+                        q: q.unsafeFloatPointer + r * tokens * width, ldq: width,
+                        k: keys + r * capacity * width, ldk: width,
+                        v: values + r * capacity * width, ldv: width,
+                        queryCount: tokens, keyCount: total, heads: heads, headDim: headDim,
+                        scale: 1 / Float(headDim).squareRoot(), mask: SoftmaxMask(causalOffset: past), scratch: scratch)
+                }
+            }
+        }
+        var projected = outputDense(context)
+        projected.add(x)
+        return outputLayerNorm(projected)
+    }
+
+    /// Cross-attention of `x` `[R, T, C]` to precomputed `keys`/`values`
+    /// `[N, S, C]` (from ``keysAndValues(_:)``): row `r` reads source
+    /// `sourceOfRow[r]`. Consecutive rows of the same source (beams of one image)
+    /// share one GEMM per head. Returns `LayerNorm(x + dense(attention))`.
+    public func callAsFunction(_ x: Tensor, keys: Tensor, values: Tensor, sourceOfRow: [Int]) -> Tensor {
+        let (rows, tokens, width) = (x.shape[0], x.shape[1], x.shape[2])
+        let sourceTokens = keys.shape[1]
+        precondition(sourceOfRow.count == rows && keys.shape == values.shape && keys.shape[2] == width,
+                     "cross-attention: \(x.shape) rows vs keys \(keys.shape), \(sourceOfRow.count) sources")
+        let q = query(x)
+        let headDim = width / heads
+        let context = Tensor(shape: x.shape) { out in
+            withExtendedLifetime((q, keys, values)) {
+                var first = 0
+                var scratch: UnsafeMutablePointer<Float>?
+                var scratchCount = 0
+                defer { scratch?.deallocate() }
+                while first < rows {
+                    var end = first + 1
+                    while end < rows && sourceOfRow[end] == sourceOfRow[first] { end += 1 }
+                    let queries = (end - first) * tokens
+                    if queries * sourceTokens > scratchCount {
+                        scratch?.deallocate()
+                        scratchCount = queries * sourceTokens
+                        scratch = UnsafeMutablePointer<Float>.allocate(capacity: scratchCount)
+                    }
+                    let s = sourceOfRow[first]
+                    multiHeadAttention(
+                        out + first * tokens * width, ldo: width,
+                        q: q.unsafeFloatPointer + first * tokens * width, ldq: width,
+                        k: keys.unsafeFloatPointer + s * sourceTokens * width, ldk: width,
+                        v: values.unsafeFloatPointer + s * sourceTokens * width, ldv: width,
+                        queryCount: queries, keyCount: sourceTokens, heads: heads, headDim: headDim,
+                        scale: 1 / Float(headDim).squareRoot(), mask: .none, scratch: scratch!)
+                    first = end
+                }
+            }
+        }
+        var projected = outputDense(context)
+        projected.add(x)
+        return outputLayerNorm(projected)
+    }
+}
+
+extension BertLayer {
+    /// The feed-forward part: `LayerNorm(h + output.dense(act(intermediate.dense(h))))`.
+    public func feedForward(_ hidden: Tensor) -> Tensor {
+        var intermediate = intermediateDense(hidden)
+        intermediate.withUnsafeMutableFloats { activate($0.baseAddress!, count: $0.count, activation) }
+        var output = outputDense(intermediate)
+        output.add(hidden)
+        return outputLayerNorm(output)
+    }
+
+    /// Applies the causal block to the next tokens `x` `[R, T, C]` of the cache's
+    /// sequences (appending their self-attention keys and values to `cache`), with
+    /// cross-attention to precomputed encoder `crossKeys`/`crossValues` `[N, S, C]`
+    /// (row `r` reads source `sourceOfRow[r]`) when the layer has cross-attention.
+    public func callAsFunction(incremental x: Tensor, cache: inout BertKVCache,
+                               crossKeys: Tensor?, crossValues: Tensor?, sourceOfRow: [Int]) -> Tensor {
+        var hidden = attention(incremental: x, cache: &cache)
+        if let crossAttention, let crossKeys, let crossValues {
+            hidden = crossAttention(hidden, keys: crossKeys, values: crossValues, sourceOfRow: sourceOfRow)
+        }
+        return feedForward(hidden)
+    }
+}

@@ -1,0 +1,74 @@
+import ClipInterrogator
+import Foundation
+import NeuralCore
+import NeuralModels
+
+/// Stages 3 and 4: CLIP text work on the reference's label tables.
+enum TextStages {
+    /// The repository root (the benchmark reads the committed CLIP BPE files).
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    static func tokenizer() throws -> CLIPTokenizer {
+        try CLIPTokenizer(directory: root.appendingPathComponent("Tests/Fixtures/clip-tokenizer"))
+    }
+
+    /// The 111,867 labels the reference embeds (artists ×2, flavors, mediums, movements, trendings).
+    static func referenceLabels() throws -> [String] {
+        ReferenceLabels.artists(from: try ReferenceLabels.list(.artists)) + (try ReferenceLabels.list(.flavors))
+            + (try ReferenceLabels.list(.mediums)) + (try ReferenceLabels.list(.movements)) + ReferenceLabels.trendings
+    }
+
+    /// Every `stride`-th label: a sample with the tables' length distribution.
+    static func sample(_ labels: [String], count: Int) -> [String] {
+        let step = max(1, labels.count / count)
+        return Array(stride(from: 0, to: labels.count, by: step).prefix(count).map { labels[$0] })
+    }
+
+    /// Stage 3: tokenising all labels; embedding a sample at true length (grouped by
+    /// length) and padded to 77 tokens (the reference's method), in labels per second.
+    static func labelEmbedding(runs: Int, sampleSize: Int) throws -> [Measurement] {
+        let labels = try referenceLabels()
+        let fresh = try tokenizer()
+        var results = [measure(stage: "3 labels", "tokenize \(labels.count) labels (first run, cold cache)", runs: 0,
+                               items: Double(labels.count)) { _ = fresh.encodeUnpadded(labels) }]
+        results[0].runs = 1
+        let tokenizer = try tokenizer()
+        results.append(measure(stage: "3 labels", "tokenize \(labels.count) labels (warm cache)", runs: runs,
+                               items: Double(labels.count)) { _ = tokenizer.encodeUnpadded(labels) })
+        let model = try BenchmarkModels.clip(BenchmarkModels.vitL14)
+        let subset = sample(labels, count: sampleSize)
+        let ids = tokenizer.encodeUnpadded(subset).map { $0.map(Int.init) }
+        let tokens = ids.map(\.count).reduce(0, +)
+        results.append(try measure(stage: "3 labels", "ViT-L/14 text, true length, \(subset.count) labels (\(tokens) tokens)",
+                                   runs: runs, items: Double(subset.count)) { _ = try model.textEmbeddings(ids) })
+        let paddedCount = max(1, sampleSize / 8)
+        let padded = ids.prefix(paddedCount).map { $0 + Array(repeating: 0, count: 77 - $0.count) }
+        // Padding follows the end token, so pooling still picks it; encode all 77 positions.
+        results.append(try measure(stage: "3 labels", "ViT-L/14 text, padded to 77, \(paddedCount) labels",
+                                   runs: runs, items: Double(paddedCount)) {
+            _ = try model.textModel.encode(Array(padded))
+        })
+        return results
+    }
+
+    /// Stage 4: one best-mode chain step: 2048 candidates "prompt, flavor" scored
+    /// with the prompt's states cached, and by full re-encoding.
+    static func chainStep(runs: Int) throws -> [Measurement] {
+        let tokenizer = try tokenizer()
+        let flavors = sample(try ReferenceLabels.list(.flavors), count: 2048)
+        let prompt = "a painting of a lighthouse on a rocky coast at sunset, by greg rutkowski, trending on artstation, "
+            + "highly detailed, dramatic lighting, oil on canvas"
+        let candidates = flavors.map { tokenizer.encodeUnpadded("\(prompt), \($0)").map(Int.init) }
+        var prefix = tokenizer.encodeUnpadded(prompt).map(Int.init)
+        prefix.removeLast()
+        let model = try BenchmarkModels.clip(BenchmarkModels.vitL14)
+        let cached = try measure(stage: "4 chain step", "2048 candidates, prefix cached (\(prefix.count)-token prefix)",
+                                 runs: runs, items: 2048) {
+            let cache = try model.textModel.prefixCache(prefix)
+            _ = try model.textFeatures(candidates, continuing: cache)
+        }
+        let full = try measure(stage: "4 chain step", "2048 candidates, full re-encoding (true length)", runs: max(1, runs / 2),
+                               items: 2048) { _ = try model.textFeatures(candidates) }
+        return [cached, full]
+    }
+}

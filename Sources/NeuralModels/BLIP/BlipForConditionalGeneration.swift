@@ -1,0 +1,135 @@
+// Port of transformers/models/blip/modeling_blip.py: BlipForConditionalGeneration
+// (loading, generate), and of the caption path of clip-interrogator 0.6.0
+// (processor.batch_decode(ids, skip_special_tokens=True)[0].strip()).
+import Foundation
+import NeuralCore
+
+/// BLIP's image-captioning model (`Salesforce/blip-image-captioning-*`): the
+/// vision encoder (`vision_model.*`) and the caption decoder (`text_decoder.*`).
+public struct BlipForConditionalGeneration: Sendable {
+    /// The model's config.
+    public let configuration: BlipConfiguration
+    /// `vision_model`.
+    public let visionModel: BlipVisionModel
+    /// `text_decoder`.
+    public let textDecoder: BlipTextDecoder
+
+    /// Loads both parts from the checkpoint's root scope.
+    /// - Throws: ``WeightError`` naming the full key.
+    public init(_ weights: WeightScope, configuration: BlipConfiguration) throws {
+        self.configuration = configuration
+        visionModel = try BlipVisionModel(weights.scoped("vision_model"), configuration.visionConfig)
+        textDecoder = try BlipTextDecoder(weights.scoped("text_decoder"), configuration.textConfig)
+    }
+
+    /// Loads a Hugging Face checkpoint directory (`config.json`,
+    /// `model.safetensors` or a sharded index) strictly: every tensor the model
+    /// needs must be present with its shape, and every tensor in the files must be
+    /// used, except `position_ids` buffers and the tied copies
+    /// `text_decoder.cls.predictions.decoder.{weight,bias}` (consumed when present).
+    /// - Throws: ``CheckpointError``, ``WeightError``.
+    public init(directory: URL) throws {
+        let checkpoint = try Checkpoint(directory: directory)
+        try self.init(WeightScope(checkpoint.weights), configuration: checkpoint.json(BlipConfiguration.self))
+        checkpoint.weights.markConsumed { $0.hasSuffix("position_ids") }
+        try checkpoint.weights.verifyAllConsumed()
+    }
+
+    /// The decoder prompt for unconditional captioning: `[bos]`.
+    public var defaultPrompt: [Int] {
+        [configuration.textConfig.bosTokenId ?? 0]
+    }
+
+    /// Generates captions for `pixelValues` `[B, 3, S, S]` as
+    /// `BlipForConditionalGeneration.generate` does: the vision model runs once,
+    /// every decoder layer's cross-attention keys/values over each image are
+    /// computed once, and decoding starts from `decoderPrompt` (already in decoder
+    /// form, e.g. ``BertTokenizer/captionPrefix(prompt:bosTokenId:)``; default
+    /// `[bos]`), stopping at `sep_token_id`.
+    ///
+    /// Returns one id sequence per image, prompt included, all of one length as
+    /// transformers' output tensor: greedy rows that finished early are padded with
+    /// `pad_token_id`; beam-search rows with `pad_token_id or sep_token_id`.
+    /// - Throws: ``ModelInputError``, ``GenerationError``.
+    public func generate(pixelValues: Tensor, decoderPrompt: [Int]? = nil,
+                         options: GenerationOptions = GenerationOptions()) throws -> [[Int]] {
+        var trace = GenerationTrace()
+        return try generate(pixelValues: pixelValues, decoderPrompt: decoderPrompt, options: options, trace: &trace)
+    }
+
+    /// ``generate(pixelValues:decoderPrompt:options:)`` that also records the
+    /// decoder work in `trace`.
+    public func generate(pixelValues: Tensor, decoderPrompt: [Int]? = nil, options: GenerationOptions,
+                         trace: inout GenerationTrace) throws -> [[Int]] {
+        let (imageEmbeds, _) = try visionModel.encode(pixelValues)
+        return try generate(imageEmbeds: imageEmbeds, decoderPrompt: decoderPrompt, options: options, trace: &trace)
+    }
+
+    /// Generation from precomputed image embeddings `[B, T, C]` (the vision
+    /// model's output).
+    /// - Throws: ``ModelInputError``, ``GenerationError``.
+    public func generate(imageEmbeds: Tensor, decoderPrompt: [Int]? = nil, options: GenerationOptions,
+                         trace: inout GenerationTrace) throws -> [[Int]] {
+        let prompt = decoderPrompt ?? defaultPrompt
+        let plan = try textDecoder.plan(promptLength: prompt.count, options: options)
+        guard imageEmbeds.shape.count == 3, imageEmbeds.shape[0] > 0 else {
+            throw ModelInputError.imageShape(found: imageEmbeds.shape, expected: [1, visionModel.config.tokenCount, visionModel.config.hiddenSize])
+        }
+        let context = textDecoder.imageContext(imageEmbeds)
+        return options.numBeams == 1
+            ? try textDecoder.greedySearch(context: context, prompt: prompt, plan: plan, trace: &trace)
+            : try textDecoder.beamSearch(context: context, prompt: prompt, plan: plan, trace: &trace)
+    }
+}
+
+/// Image captioning as the reference interrogator does it: a
+/// ``BlipForConditionalGeneration`` and its WordPiece tokenizer, with prompts
+/// encoded like `BlipProcessor` and captions decoded with `skip_special_tokens`
+/// and stripped of surrounding whitespace.
+public struct BlipCaptioner: Sendable {
+    /// The model.
+    public let model: BlipForConditionalGeneration
+    /// The tokenizer (`vocab.txt` / `tokenizer.json` of the checkpoint).
+    public let tokenizer: BertTokenizer
+
+    /// Pairs a model and a tokenizer.
+    public init(model: BlipForConditionalGeneration, tokenizer: BertTokenizer) {
+        self.model = model
+        self.tokenizer = tokenizer
+    }
+
+    /// Loads the model (strictly) and the tokenizer from a checkpoint directory.
+    /// - Throws: ``CheckpointError``, ``WeightError``, ``BertTokenizerError``.
+    public init(directory: URL) throws {
+        try self.init(model: BlipForConditionalGeneration(directory: directory), tokenizer: BertTokenizer(directory: directory))
+    }
+
+    /// The decoder prompt for a text prompt: `[CLS] prompt [SEP]` with the first id
+    /// replaced by the config's `bos_token_id` and the `[SEP]` dropped; `[bos]`
+    /// without a prompt.
+    /// - Throws: ``BertTokenizerError``.
+    public func decoderPrompt(_ prompt: String?) throws -> [Int] {
+        try tokenizer.captionPrefix(prompt: prompt, bosTokenId: model.configuration.textConfig.bosTokenId)
+    }
+
+    /// Generated ids (prompt included) per image of `pixelValues` `[B, 3, S, S]`;
+    /// see ``BlipForConditionalGeneration/generate(pixelValues:decoderPrompt:options:)``.
+    /// - Throws: ``ModelInputError``, ``GenerationError``, ``BertTokenizerError``.
+    public func generate(pixelValues: Tensor, prompt: String? = nil,
+                         options: GenerationOptions = GenerationOptions()) throws -> [[Int]] {
+        try model.generate(pixelValues: pixelValues, decoderPrompt: decoderPrompt(prompt), options: options)
+    }
+
+    /// One caption per image: the generated ids decoded with special tokens skipped
+    /// and surrounding whitespace trimmed (a prompt's words stay in the caption).
+    /// - Throws: ``ModelInputError``, ``GenerationError``, ``BertTokenizerError``.
+    public func caption(pixelValues: Tensor, prompt: String? = nil,
+                        options: GenerationOptions = GenerationOptions()) throws -> [String] {
+        try generate(pixelValues: pixelValues, prompt: prompt, options: options).map(decode)
+    }
+
+    /// `batch_decode([ids], skip_special_tokens=True)[0].strip()`.
+    public func decode(_ ids: [Int]) -> String {
+        tokenizer.decode(ids, skipSpecialTokens: true).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+}

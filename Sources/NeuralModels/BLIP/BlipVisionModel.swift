@@ -1,0 +1,182 @@
+// Port of transformers/models/blip/modeling_blip.py: BlipVisionEmbeddings,
+// BlipAttention (fused qkv), BlipMLP, BlipEncoderLayer, BlipEncoder, BlipVisionModel.
+import NeuralCore
+
+/// BLIP's vision self-attention: one fused `qkv` projection (`[3C, C]`, output
+/// columns `q | k | v`, heads contiguous inside each block) and `projection`.
+public struct BlipAttention: Sendable {
+    /// `qkv`, hidden → 3·hidden.
+    public let qkv: Linear
+    /// `projection`, hidden → hidden.
+    public let projection: Linear
+    /// The head count.
+    public let heads: Int
+
+    /// Loads `qkv` and `projection` from the scope (`…layers.i.self_attn`).
+    public init(_ weights: WeightScope, _ config: BlipVisionConfig) throws {
+        let c = config.hiddenSize
+        qkv = try Linear(weights.scoped("qkv"), inFeatures: c, outFeatures: 3 * c)
+        projection = try Linear(weights.scoped("projection"), inFeatures: c, outFeatures: c)
+        heads = config.numAttentionHeads
+    }
+
+    /// Bidirectional self-attention over `x` `[B, T, C]`. Queries, keys and values
+    /// are read in place from the fused `[B·T, 3C]` buffer through the leading
+    /// dimension `3C` (no split copies).
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        let (batch, tokens, width) = (x.shape[0], x.shape[1], x.shape[2])
+        let fused = qkv(x) // [B, T, 3C]
+        let headDim = width / heads
+        let context = Tensor(shape: x.shape) { out in
+            withExtendedLifetime(fused) {
+                let scratch = UnsafeMutablePointer<Float>.allocate(capacity: tokens * tokens)
+                defer { scratch.deallocate() }
+                let base = fused.unsafeFloatPointer
+                for b in 0..<batch {
+                    let rows = base + b * tokens * 3 * width
+                    multiHeadAttention(
+                        out + b * tokens * width, ldo: width,
+                        q: rows, ldq: 3 * width,
+                        k: rows + width, ldk: 3 * width,
+                        v: rows + 2 * width, ldv: 3 * width,
+                        queryCount: tokens, keyCount: tokens, heads: heads, headDim: headDim,
+                        scale: 1 / Float(headDim).squareRoot(), mask: .none, scratch: scratch)
+                }
+            }
+        }
+        return projection(context)
+    }
+}
+
+/// BLIP's vision feed-forward block: `fc2(act(fc1(x)))`.
+public struct BlipMLP: Sendable {
+    /// `fc1`, hidden → intermediate.
+    public let fc1: Linear
+    /// `fc2`, intermediate → hidden.
+    public let fc2: Linear
+    /// The activation between them (`hidden_act`, exact GELU in BLIP).
+    public let activation: Activation
+
+    /// Loads `fc1` and `fc2`.
+    public init(_ weights: WeightScope, _ config: BlipVisionConfig) throws {
+        fc1 = try Linear(weights.scoped("fc1"), inFeatures: config.hiddenSize, outFeatures: config.intermediateSize)
+        fc2 = try Linear(weights.scoped("fc2"), inFeatures: config.intermediateSize, outFeatures: config.hiddenSize)
+        activation = config.hiddenAct
+    }
+
+    /// Applies the block over the last dimension.
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        var hidden = fc1(x)
+        hidden.withUnsafeMutableFloats { activate($0.baseAddress!, count: $0.count, activation) }
+        return fc2(hidden)
+    }
+}
+
+/// One pre-LayerNorm BLIP vision block:
+/// `h = x + attn(ln1(x))`, `out = h + mlp(ln2(h))`.
+public struct BlipEncoderLayer: Sendable {
+    /// `layer_norm1`.
+    public let layerNorm1: LayerNorm
+    /// `self_attn`.
+    public let selfAttention: BlipAttention
+    /// `layer_norm2`.
+    public let layerNorm2: LayerNorm
+    /// `mlp`.
+    public let mlp: BlipMLP
+
+    /// Loads the block from its scope (`vision_model.encoder.layers.i`).
+    public init(_ weights: WeightScope, _ config: BlipVisionConfig) throws {
+        layerNorm1 = try LayerNorm(weights.scoped("layer_norm1"), size: config.hiddenSize, eps: config.layerNormEps)
+        selfAttention = try BlipAttention(weights.scoped("self_attn"), config)
+        layerNorm2 = try LayerNorm(weights.scoped("layer_norm2"), size: config.hiddenSize, eps: config.layerNormEps)
+        mlp = try BlipMLP(weights.scoped("mlp"), config)
+    }
+
+    /// Applies the block to `x` `[B, T, C]`.
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        var hidden = selfAttention(layerNorm1(x))
+        hidden.add(x)
+        var output = mlp(layerNorm2(hidden))
+        output.add(hidden)
+        return output
+    }
+}
+
+/// BLIP's image encoder (`vision_model.*`): patch convolution with bias, class
+/// token, learned positions, pre-LN encoder layers, and `post_layernorm` over every
+/// token (its output is the `image_embeds` the caption decoder cross-attends to).
+public struct BlipVisionModel: Sendable {
+    /// The tower's config.
+    public let config: BlipVisionConfig
+    /// `embeddings.class_embedding` (`[1, 1, C]` in the file), `[C]`.
+    public let classEmbedding: Tensor
+    /// `embeddings.patch_embedding.weight` `[C, 3, P, P]` flattened to `[C, 3·P²]`.
+    public let patchWeight: Tensor
+    /// `embeddings.patch_embedding.bias`, `[C]`.
+    public let patchBias: Tensor
+    /// `embeddings.position_embedding` (`[1, T, C]` in the file), `[T, C]`.
+    public let positionEmbedding: Tensor
+    /// `encoder.layers.*`.
+    public let layers: [BlipEncoderLayer]
+    /// `post_layernorm`, applied to all tokens.
+    public let postLayerNorm: LayerNorm
+
+    /// Loads the tower from its scope (`vision_model`).
+    public init(_ weights: WeightScope, _ config: BlipVisionConfig) throws {
+        self.config = config
+        let width = config.hiddenSize, p = config.patchSize, channels = config.numChannels
+        classEmbedding = try weights.tensor("embeddings.class_embedding", shape: [1, 1, width]).reshaped([width])
+        patchWeight = try weights.tensor("embeddings.patch_embedding.weight", shape: [width, channels, p, p])
+            .reshaped([width, channels * p * p])
+        patchBias = try weights.tensor("embeddings.patch_embedding.bias", shape: [width])
+        positionEmbedding = try weights.tensor("embeddings.position_embedding", shape: [1, config.tokenCount, width])
+            .reshaped([config.tokenCount, width])
+        layers = try (0..<config.numHiddenLayers).map { try BlipEncoderLayer(weights.scoped("encoder.layers.\($0)"), config) }
+        postLayerNorm = try LayerNorm(weights.scoped("post_layernorm"), size: width, eps: config.layerNormEps)
+    }
+
+    /// Class token + patch embeddings (conv with bias as im2col + GEMM) + positions
+    /// for `pixels` `[B, 3, S, S]`: `[B, 1 + (S/P)², C]`.
+    /// - Throws: ``ModelInputError/imageShape(found:expected:)``.
+    public func embeddings(_ pixels: Tensor) throws -> Tensor {
+        let (c, s, p) = (config.numChannels, config.imageSize, config.patchSize)
+        guard pixels.shape.count == 4, Array(pixels.shape.dropFirst()) == [c, s, s], pixels.dtype.isFloatStorage else {
+            throw ModelInputError.imageShape(found: pixels.shape, expected: [pixels.shape.first ?? 1, c, s, s])
+        }
+        let batch = pixels.shape[0], width = config.hiddenSize, tokens = config.tokenCount
+        let input = pixels.asF32()
+        return Tensor(shape: [batch, tokens, width]) { out in
+            let patches = UnsafeMutablePointer<Float>.allocate(capacity: (tokens - 1) * width)
+            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: (tokens - 1) * c * p * p)
+            defer { patches.deallocate(); scratch.deallocate() }
+            withExtendedLifetime((input, self)) {
+                for b in 0..<batch {
+                    patchEmbedding(patches, input.unsafeFloatPointer + b * c * s * s, weight: patchWeight.unsafeFloatPointer,
+                                   bias: patchBias.unsafeFloatPointer, batch: 1, channels: c, height: s, width: s, patch: p,
+                                   outChannels: width, scratch: scratch)
+                    let image = out + b * tokens * width
+                    image.update(from: classEmbedding.unsafeFloatPointer, count: width)
+                    (image + width).update(from: patches, count: (tokens - 1) * width)
+                    addResidual(image, positionEmbedding.unsafeFloatPointer, count: tokens * width)
+                }
+            }
+        }
+    }
+
+    /// Runs the tower on `pixels` `[B, 3, S, S]`.
+    ///
+    /// Returns `imageEmbeds` `[B, T, C]` (transformers' `last_hidden_state`:
+    /// `post_layernorm` of the last layer's output, every token) and, with
+    /// `allHiddenStates`, transformers' `hidden_states`: the embeddings, then each
+    /// layer's output (before `post_layernorm`).
+    /// - Throws: ``ModelInputError/imageShape(found:expected:)``.
+    public func encode(_ pixels: Tensor, allHiddenStates: Bool = false) throws -> (imageEmbeds: Tensor, hiddenStates: [Tensor]) {
+        var hidden = try embeddings(pixels)
+        var all = allHiddenStates ? [hidden] : []
+        for layer in layers {
+            hidden = layer(hidden)
+            if allHiddenStates { all.append(hidden) }
+        }
+        return (postLayerNorm(hidden), all)
+    }
+}
