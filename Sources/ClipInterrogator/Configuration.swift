@@ -15,6 +15,10 @@ public struct InterrogatorConfiguration: Sendable {
     /// Rank exactly instead of the reference's chunked top-k (prompts may then
     /// differ from the reference's).
     public var exactRanking: Bool = false
+    /// Score chain-search candidates by running only their new tokens against the
+    /// current prompt's cached states (the default); false re-encodes every
+    /// candidate in full, as the reference does (same results, much slower).
+    public var reuseChainPrefix: Bool = true
     /// How many flavors best and negative mode pre-select before the chain
     /// search (`flavor_intermediate_count`).
     public var flavorIntermediateCount: Int = 2048

@@ -52,18 +52,13 @@ public final class Interrogator: Sendable {
     ///
     /// - Parameter customTables: user label tables as (name, labels); the name also
     ///   names their cache file.
-    public init(clip: CLIPModel, tokenizer: CLIPTokenizer, clipPreprocessing: CLIPImagePreprocessing,
+    public convenience init(clip: CLIPModel, tokenizer: CLIPTokenizer, clipPreprocessing: CLIPImagePreprocessing,
                 captioner: (any ImageCaptioning)?, configuration: InterrogatorConfiguration,
                 customTables: [(name: String, labels: [String])] = []) throws {
         if let threads = configuration.threads { Threading.setThreadCount(threads) }
-        self.clip = clip
-        self.tokenizer = tokenizer
-        self.clipPreprocessing = clipPreprocessing
-        self.captioner = captioner
-        self.configuration = configuration
         let builder = TableBuilder(clip: clip, tokenizer: tokenizer, configuration: configuration)
         let rawArtists = try ReferenceLabels.list(.artists)
-        tables = LabelTables(
+        let tables = LabelTables(
             artists: try builder.table("artists", ReferenceLabels.artists(from: rawArtists)),
             flavors: try builder.table("flavors", ReferenceLabels.list(.flavors)),
             mediums: try builder.table("mediums", ReferenceLabels.list(.mediums)),
@@ -71,6 +66,19 @@ public final class Interrogator: Sendable {
             trendings: try builder.table("trendings", ReferenceLabels.trendings),
             negative: try builder.table("negative", ReferenceLabels.list(.negative)),
             custom: try customTables.map { try builder.table($0.name, $0.labels) })
+        self.init(clip: clip, tokenizer: tokenizer, clipPreprocessing: clipPreprocessing, captioner: captioner,
+                  configuration: configuration, tables: tables)
+    }
+
+    /// An interrogator over ready-made tables (tests use small ones).
+    init(clip: CLIPModel, tokenizer: CLIPTokenizer, clipPreprocessing: CLIPImagePreprocessing,
+         captioner: (any ImageCaptioning)?, configuration: InterrogatorConfiguration, tables: LabelTables) {
+        self.clip = clip
+        self.tokenizer = tokenizer
+        self.clipPreprocessing = clipPreprocessing
+        self.captioner = captioner
+        self.configuration = configuration
+        self.tables = tables
     }
 
     // MARK: Text scoring

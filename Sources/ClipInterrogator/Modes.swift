@@ -74,8 +74,10 @@ extension Interrogator {
     /// that tokenise identically) depends on `PYTHONHASHSEED`. Here phrases keep
     /// the order they were given in (best-ranked first, duplicates dropped), and
     /// ties go to the earliest.
+    /// `trace` receives each step's candidates and their (sign-adjusted) scores.
     func chain(image: [Float], phrases: [String], start: (prompt: String, similarity: Float)?, minCount: Int,
-               maxCount: Int, reverse: Bool = false, name: String) throws -> String {
+               maxCount: Int, reverse: Bool = false, name: String,
+               trace: ((_ step: Int, _ candidates: [String], _ scores: [Float]) -> Void)? = nil) throws -> String {
         var remaining = Self.uniqued(phrases)
         var best: (prompt: String, similarity: Float)
         if let start {
@@ -92,8 +94,11 @@ extension Interrogator {
         for step in 0..<maxCount {
             guard !remaining.isEmpty else { break }
             let candidates = remaining.map { "\(current.prompt), \($0)" }
-            var scores = try continuationSimilarities(image, prefix: current.prompt, candidates)
+            var scores = configuration.reuseChainPrefix
+                ? try continuationSimilarities(image, prefix: current.prompt, candidates)
+                : try similarities(image, candidates)
             if reverse { scores = scores.map { -$0 } }
+            trace?(step, candidates, scores)
             let index = Self.firstIndexOfMaximum(scores)
             let (prompt, score) = (candidates[index], scores[index])
             if score > best.similarity { best = (prompt, score) }
