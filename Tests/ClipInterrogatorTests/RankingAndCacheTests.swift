@@ -20,7 +20,7 @@ final class RankingAndCacheTests: XCTestCase {
 
     func testChunkedRankingKeepsTheReferencesSurvivors() {
         let table = randomTable(count: 111_867, dimension: 16, seed: 1)
-        var image = Array(table.embeddings.floats()[0..<16])
+        var image = Array(table.segments[0].floats()[0..<16])
         image[3] += 0.5
         image.withUnsafeMutableBufferPointer { l2NormalizeRows($0.baseAddress!, rows: 1, cols: 16) }
         let chunked = table.rank(image, topCount: 2048, method: .chunked(chunkSize: 2048))
@@ -42,7 +42,7 @@ final class RankingAndCacheTests: XCTestCase {
 
     func testReverseRankingAsTheReference() {
         let table = randomTable(count: 5000, dimension: 8, seed: 2)
-        let image = Array(table.embeddings.floats()[8..<16])
+        let image = Array(table.segments[0].floats()[8..<16])
         let scores = table.similarities(to: image)
         // Small table: the least similar, least first.
         let small = randomTable(count: 100, dimension: 8, seed: 3)
@@ -84,10 +84,10 @@ final class RankingAndCacheTests: XCTestCase {
         XCTAssertNil(cache.load(table: "flavors", labels: labels), "nothing cached yet")
 
         let table = randomTable(count: 3, dimension: 4, seed: 9)
-        try cache.store(table: "flavors", labels: labels, embeddings: table.embeddings)
+        try cache.store(table: "flavors", labels: labels, embeddings: table.segments[0])
         let loaded = try XCTUnwrap(cache.load(table: "flavors", labels: labels))
         XCTAssertEqual(loaded.dtype, .f16)
-        XCTAssertEqual(loaded.floats(), table.embeddings.floats())
+        XCTAssertEqual(loaded.floats(), table.segments[0].floats())
         let file = try SafeTensorsFile(contentsOf: cache.fileURL(table: "flavors"))
         XCTAssertEqual(file.names, ["embeds", "hash"])
         XCTAssertEqual(try file.tensor("hash").dtype, .i8)

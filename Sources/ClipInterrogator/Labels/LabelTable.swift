@@ -16,15 +16,18 @@ public enum RankingMethod: Sendable, Equatable {
 /// Labels and their L2-normalised CLIP text embeddings, ranked against images
 /// (clip-interrogator's `LabelTable`).
 ///
-/// Embeddings are held as F32 widened from F16, exactly as the reference holds them
-/// on a CPU (its cache stores F16 and it converts with `astype(np.float32)`).
+/// Embeddings stay in the storage type they came in (F16 from the cache, as the
+/// reference stores them) and are widened to F32 block by block while scoring, so
+/// the ~112k reference labels cost their F16 size in memory; the scores equal the
+/// reference's, which widens the whole table with `astype(np.float32)`. Merged
+/// tables share their parts' storage.
 public struct LabelTable: Sendable {
     /// The cache name of the table (`artists`, `flavors`, …); empty for merged tables.
     public let name: String
     /// The labels.
     public let labels: [String]
-    /// `[labels.count, D]`, F32.
-    public let embeddings: Tensor
+    /// The embeddings, `[n, D]` per segment; the segments stacked are `[labels.count, D]`.
+    public let segments: [Tensor]
 
     /// A table of `labels` with their `embeddings` `[N, D]` (any float dtype).
     public init(name: String, labels: [String], embeddings: Tensor) {
@@ -32,38 +35,43 @@ public struct LabelTable: Sendable {
                      "\(labels.count) labels for embeddings \(embeddings.shape)")
         self.name = name
         self.labels = labels
-        self.embeddings = embeddings.asF32()
+        segments = [embeddings]
     }
 
-    /// The tables' labels and embeddings concatenated in order (`_merge_tables`).
+    /// The tables' labels and embeddings concatenated in order (`_merge_tables`),
+    /// without copying the embeddings.
     public init(merging tables: [LabelTable]) {
-        let dimension = tables.first?.embeddings.shape[1] ?? 0
-        let labels = tables.flatMap(\.labels)
-        let merged = Tensor(shape: [labels.count, dimension]) { out in
-            var offset = 0
-            for table in tables {
-                table.embeddings.copyFloats(into: out + offset * dimension)
-                offset += table.labels.count
-            }
-        }
-        self.init(name: "", labels: labels, embeddings: merged)
+        name = ""
+        labels = tables.flatMap(\.labels)
+        segments = tables.flatMap(\.segments)
     }
 
     /// The embedding width.
-    public var dimension: Int { embeddings.shape[1] }
+    public var dimension: Int { segments.first?.shape[1] ?? 0 }
+
+    /// Rows widened to F32 per GEMV while scoring.
+    static let scoringBlock = 4096
 
     /// Cosine similarity of every label with `image` (an L2-normalised embedding).
     public func similarities(to image: [Float]) -> [Float] {
-        similarities(to: image, rows: 0..<labels.count)
-    }
-
-    func similarities(to image: [Float], rows: Range<Int>) -> [Float] {
-        precondition(image.count == dimension, "image embedding of \(image.count), table of \(dimension)")
-        var result = [Float](repeating: 0, count: rows.count)
-        guard !rows.isEmpty else { return result }
-        withExtendedLifetime(embeddings) {
-            sgemm(m: rows.count, n: 1, k: dimension, a: embeddings.unsafeFloatPointer + rows.lowerBound * dimension,
-                  lda: dimension, b: image, ldb: 1, c: &result, ldc: 1)
+        precondition(segments.isEmpty || image.count == dimension, "image embedding of \(image.count), table of \(dimension)")
+        var result = [Float](repeating: 0, count: labels.count)
+        let d = dimension
+        var offset = 0
+        let block = UnsafeMutablePointer<Float>.allocate(capacity: Self.scoringBlock * max(d, 1))
+        defer { block.deallocate() }
+        for segment in segments {
+            let rows = segment.shape[0]
+            segment.withUnsafeBytes { raw in
+                for start in stride(from: 0, to: rows, by: Self.scoringBlock) {
+                    let count = min(Self.scoringBlock, rows - start)
+                    convertToF32(block, raw.baseAddress! + start * d * segment.dtype.byteSize, dtype: segment.dtype, count: count * d)
+                    result.withUnsafeMutableBufferPointer { out in
+                        sgemm(m: count, n: 1, k: d, a: block, lda: d, b: image, ldb: 1, c: out.baseAddress! + offset + start, ldc: 1)
+                    }
+                }
+            }
+            offset += rows
         }
         return result
     }
@@ -75,18 +83,18 @@ public struct LabelTable: Sendable {
         case .exact:
             return Self.topIndices(similarities(to: image), count: topCount, reverse: reverse)
         case let .chunked(chunkSize):
+            let scores = similarities(to: image)
             if labels.count <= chunkSize {
-                return Self.topIndices(similarities(to: image), count: topCount, reverse: reverse)
+                return Self.topIndices(scores, count: topCount, reverse: reverse)
             }
             let chunks = (labels.count + chunkSize - 1) / chunkSize
             let keep = chunkSize / chunks
             var survivors: [Int] = [], survivorScores: [Float] = []
             for chunk in 0..<chunks {
                 let rows = (chunk * chunkSize)..<min((chunk + 1) * chunkSize, labels.count)
-                let scores = similarities(to: image, rows: rows)
-                for index in Self.topIndices(scores, count: keep, reverse: reverse) {
+                for index in Self.topIndices(Array(scores[rows]), count: keep, reverse: reverse) {
                     survivors.append(rows.lowerBound + index)
-                    survivorScores.append(scores[index])
+                    survivorScores.append(scores[rows.lowerBound + index])
                 }
             }
             return Self.topIndices(survivorScores, count: topCount, reverse: false).map { survivors[$0] }

@@ -85,3 +85,25 @@ public func convertF32ToBF16(_ destination: UnsafeMutablePointer<UInt16>, _ sour
         destination[i] = UInt16(truncatingIfNeeded: (bits &+ roundingBias) >> 16)
     }
 }
+
+/// Widens `count` elements of float storage type `dtype` (F32, F16 or BF16) at
+/// `source` to `Float`, copying first when 16-bit data is misaligned.
+public func convertToF32(_ destination: UnsafeMutablePointer<Float>, _ source: UnsafeRawPointer, dtype: DType, count: Int) {
+    guard count > 0 else { return }
+    switch dtype {
+    case .f32:
+        UnsafeMutableRawPointer(destination).copyMemory(from: source, byteCount: count * 4)
+    case .f16, .bf16:
+        let convert = dtype == .f16 ? convertF16ToF32 : convertBF16ToF32
+        if Int(bitPattern: source) % 2 == 0 {
+            convert(destination, source.assumingMemoryBound(to: UInt16.self), count)
+        } else {
+            let aligned = UnsafeMutablePointer<UInt16>.allocate(capacity: count)
+            defer { aligned.deallocate() }
+            UnsafeMutableRawPointer(aligned).copyMemory(from: source, byteCount: count * 2)
+            convert(destination, aligned, count)
+        }
+    default:
+        preconditionFailure("convertToF32 from \(dtype)")
+    }
+}

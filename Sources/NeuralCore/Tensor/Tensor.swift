@@ -116,30 +116,8 @@ public struct Tensor: Sendable {
 
     /// Writes the elements, widened to `Float`, to `destination` (`count` floats).
     public func copyFloats(into destination: UnsafeMutablePointer<Float>) {
-        guard count > 0 else { return }
-        let raw = UnsafeRawPointer(storage.base)
-        switch dtype {
-        case .f32:
-            UnsafeMutableRawPointer(destination).copyMemory(from: raw, byteCount: byteCount)
-        case .f16:
-            withHalfWords(raw) { convertF16ToF32(destination, $0, count: count) }
-        case .bf16:
-            withHalfWords(raw) { convertBF16ToF32(destination, $0, count: count) }
-        default:
-            preconditionFailure("copyFloats on a \(dtype) tensor")
-        }
-    }
-
-    /// Presents 16-bit words at `raw` as `UInt16`s, copying only when misaligned.
-    private func withHalfWords(_ raw: UnsafeRawPointer, _ body: (UnsafePointer<UInt16>) -> Void) {
-        if Int(bitPattern: raw) % 2 == 0 {
-            body(raw.assumingMemoryBound(to: UInt16.self))
-        } else {
-            let aligned = UnsafeMutablePointer<UInt16>.allocate(capacity: count)
-            defer { aligned.deallocate() }
-            UnsafeMutableRawPointer(aligned).copyMemory(from: raw, byteCount: byteCount)
-            body(aligned)
-        }
+        precondition(dtype.isFloatStorage, "copyFloats on a \(dtype) tensor")
+        convertToF32(destination, storage.base, dtype: dtype, count: count)
     }
 
     /// The elements widened to `Int64`. Requires an integer or BOOL dtype.

@@ -1,0 +1,121 @@
+import Foundation
+import NeuralCore
+import NeuralModels
+@testable import ClipInterrogator
+import XCTest
+
+/// Every mode against the real clip-interrogator 0.6.0 run on the same tiny random
+/// CLIP (real vocabulary) and BLIP weights and the same images, by
+/// Weights/fixtures/make_interrogator_fixtures.py (PYTHONHASHSEED=0):
+/// Tests/Fixtures/interrogator/golden.json.
+final class InterrogatorParityTests: XCTestCase {
+    struct Golden: Decodable {
+        struct Table: Decodable { let count: Int; let hash: String; let cache_file: String }
+        struct Prompt: Decodable { let prompt: String; let ids: [Int] }
+        struct Analysis: Decodable { let labels: [String]; let similarities: [Float] }
+        struct Image: Decodable {
+            let file: String
+            let caption: String
+            let image_features: [Float]
+            let analyze: [String: Analysis]
+            let fast: Prompt, classic: Prompt, best: Prompt, negative: Prompt
+        }
+        let tables: [String: Table]
+        let images: [Image]
+    }
+
+    static let cacheDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("interrogator-parity-\(UUID().uuidString)")
+    nonisolated(unsafe) static var shared: (Interrogator, Golden)?
+
+    /// One interrogator for the whole class: building embeds all 111,867 labels.
+    func interrogator() throws -> (Interrogator, Golden) {
+        if let shared = Self.shared { return shared }
+        let golden = try JSONDecoder().decode(Golden.self, from: Data(contentsOf: Fixtures.url("interrogator/golden.json")))
+        var configuration = InterrogatorConfiguration(clipModelName: "tiny/random")
+        configuration.cacheDirectory = Self.cacheDirectory
+        let interrogator = try Interrogator.load(clipDirectory: Fixtures.url("interrogator/clip"),
+                                                 captionDirectory: Fixtures.url("blip/tiny-base"), configuration: configuration)
+        Self.shared = (interrogator, golden)
+        return (interrogator, golden)
+    }
+
+    override class func tearDown() {
+        try? FileManager.default.removeItem(at: cacheDirectory)
+    }
+
+    func testLabelTablesHashAsTheReferences() throws {
+        let (interrogator, golden) = try interrogator()
+        let tables = interrogator.tables
+        for (name, table) in [("artists", tables.artists), ("flavors", tables.flavors), ("mediums", tables.mediums),
+                              ("movements", tables.movements), ("trendings", tables.trendings), ("negative", tables.negative)] {
+            XCTAssertEqual(table.labels.count, golden.tables[name]?.count, name)
+            XCTAssertEqual(LabelEmbeddingCache.hash(of: table.labels), golden.tables[name]?.hash, "\(name) hash")
+            XCTAssertEqual(LabelEmbeddingCache(directory: Self.cacheDirectory, modelName: "tiny/random").fileURL(table: name).lastPathComponent,
+                           golden.tables[name]?.cache_file)
+        }
+    }
+
+    func testEveryModeMatchesTheReference() throws {
+        let (interrogator, golden) = try interrogator()
+        for expected in golden.images {
+            let image = try ImageDecoder.decode(contentsOf: Fixtures.url("interrogator/\(expected.file)"))
+            let caption = try interrogator.caption(image)
+            XCTAssertEqual(caption, expected.caption, "\(expected.file): caption")
+            let features = try interrogator.imageEmbedding([image])
+            assertClose(features, expected.image_features, tolerance: 1e-5, "\(expected.file): image features")
+
+            func check(_ prompt: String, _ reference: Golden.Prompt, _ mode: String) {
+                XCTAssertEqual(interrogator.tokens(prompt), reference.ids, "\(expected.file) \(mode): token ids")
+                // The text too, except where two labels tokenise identically: their
+                // similarities tie exactly, and the reference's order among them
+                // (torch.topk's, or a Python set's) is not reproducible.
+                let ours = prompt.pythonSplit(", "), theirs = reference.prompt.pythonSplit(", ")
+                XCTAssertEqual(ours.count, theirs.count, "\(expected.file) \(mode): \(prompt) vs \(reference.prompt)")
+                for (a, b) in zip(ours, theirs) where a != b {
+                    XCTAssertEqual(interrogator.tokens(a), interrogator.tokens(b),
+                                   "\(expected.file) \(mode): '\(a)' vs '\(b)' differ beyond a tokenisation tie")
+                }
+            }
+            check(interrogator.fastPrompt(image: features, caption: caption), expected.fast, "fast")
+            check(interrogator.classicPrompt(image: features, caption: caption), expected.classic, "classic")
+            check(try interrogator.bestPrompt(image: features, caption: caption), expected.best, "best")
+            check(try interrogator.negativePrompt(image: features), expected.negative, "negative")
+
+            let names = ["medium": "mediums", "artist": "artists", "movement": "movements", "trending": "trendings", "flavor": "flavors"]
+            for (table, matches) in try interrogator.analysis(image: features) {
+                let reference = try XCTUnwrap(expected.analyze[names[table] ?? table], table)
+                XCTAssertEqual(matches.map(\.label), reference.labels, "\(expected.file) analyze \(table)")
+                assertClose(matches.map(\.similarity), reference.similarities, tolerance: 1e-5, "\(expected.file) analyze \(table) scores")
+            }
+        }
+    }
+
+    /// Caches written by the reference load here, and ours are byte-identical to
+    /// the reference's, so the reference loads ours.
+    func testCachesInterchangeWithTheReference() throws {
+        let (interrogator, _) = try interrogator()
+        let reference = LabelEmbeddingCache(directory: Fixtures.url("interrogator/cache"), modelName: "tiny/random")
+        for (name, table) in [("mediums", interrogator.tables.mediums), ("movements", interrogator.tables.movements),
+                              ("trendings", interrogator.tables.trendings), ("negative", interrogator.tables.negative)] {
+            let loaded = try XCTUnwrap(reference.load(table: name, labels: table.labels), "\(name): the reference's cache loads")
+            let ours = try Data(contentsOf: LabelEmbeddingCache(directory: Self.cacheDirectory, modelName: "tiny/random").fileURL(table: name))
+            // Rewrite the reference's embeddings with our writer: the very same bytes.
+            let rewritten = FileManager.default.temporaryDirectory.appendingPathComponent("rewrite-\(UUID().uuidString)")
+            defer { try? FileManager.default.removeItem(at: rewritten) }
+            try LabelEmbeddingCache(directory: rewritten, modelName: "tiny/random").store(table: name, labels: table.labels, embeddings: loaded)
+            XCTAssertEqual(try Data(contentsOf: LabelEmbeddingCache(directory: rewritten, modelName: "tiny/random").fileURL(table: name)),
+                           try Data(contentsOf: reference.fileURL(table: name)), "\(name): our writer reproduces the reference's file")
+            // Our own embeddings agree with the reference's to F16 rounding: both round
+            // F32 values that differ in the last bits, so an element may land one F16
+            // step away.
+            let computed = try XCTUnwrap(LabelEmbeddingCache(directory: Self.cacheDirectory, modelName: "tiny/random")
+                .load(table: name, labels: table.labels), "\(name): our cache loads").floats()
+            let expected = loaded.floats()
+            let steps = zip(computed, expected).map { abs($0 - $1) / max(abs($1), 1e-3) }
+            XCTAssertLessThanOrEqual(steps.max() ?? 0, 1.0 / 1024, "\(name): within one F16 step")
+            XCTAssertEqual(ours.count, try Data(contentsOf: reference.fileURL(table: name)).count, "\(name): same layout")
+            // A tampered label list makes the cache stale.
+            XCTAssertNil(reference.load(table: name, labels: table.labels.dropLast() + ["tampered"]))
+        }
+    }
+}
