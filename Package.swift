@@ -92,6 +92,12 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "InterrogateCLITests",
+            dependencies: ["interrogate"],
+            path: "Tests/InterrogateCLITests",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "NeuralModelsTests",
             dependencies: ["NeuralModels"],
             path: "Tests/NeuralModelsTests",

@@ -23,21 +23,23 @@ public enum ImageInputs {
         }
         var found: [URL] = []
         if recursive {
-            guard let enumerator = manager.enumerator(at: folder, includingPropertiesForKeys: [.isRegularFileKey],
+            guard let enumerator = manager.enumerator(at: folder, includingPropertiesForKeys: nil,
                                                       options: [.skipsHiddenFiles]) else { throw FolderError(path: folder.path) }
             for case let url as URL in enumerator where isImage(url) { found.append(url) }
         } else {
-            let entries = try manager.contentsOfDirectory(at: folder, includingPropertiesForKeys: [.isRegularFileKey],
+            let entries = try manager.contentsOfDirectory(at: folder, includingPropertiesForKeys: nil,
                                                           options: [.skipsHiddenFiles])
             found = entries.filter(isImage)
         }
         return found.map(\.standardizedFileURL).sorted { $0.path < $1.path }
     }
 
+    /// Entries with an image extension that are not folders (unreadable files and
+    /// broken links are kept, so the batch reports them instead of hiding them).
     static func isImage(_ url: URL) -> Bool {
         guard extensions.contains(url.pathExtension.lowercased()) else { return false }
-        let values = try? url.resourceValues(forKeys: [.isRegularFileKey])
-        return values?.isRegularFile ?? true
+        var isDirectory: ObjCBool = false
+        return !(FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) && isDirectory.boolValue)
     }
 
     /// Shard `index` (1-based) of `count`: the images whose path relative to
