@@ -21,11 +21,25 @@ struct InterrogateBench {
             case "--runs": runs = Int(arguments.popFirst() ?? "") ?? runs
             case "--stage":
                 stageFilter = arguments.popFirst()
+            case "--write-checkpoints":
+                try FullInterrogation.writeCheckpoints(to: URL(fileURLWithPath: arguments.popFirst() ?? "bench-checkpoints"))
+                return
+            case "--full-interrogation":
+                let report = try FullInterrogation.run(directory: URL(fileURLWithPath: arguments.popFirst() ?? "bench-checkpoints"))
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                print(String(decoding: try encoder.encode(report), as: UTF8.self))
+                return
             case "--clip-parity":
                 let directory = URL(fileURLWithPath: arguments.popFirst() ?? ".")
                 exit(try ClipParity.run(directory: directory) ? 0 : 1)
             case "--help", "-h":
-                print("usage: interrogate-bench [--json FILE] [--threads N] [--runs N] [--stage N] | --clip-parity DIR")
+                print("""
+                    usage: interrogate-bench [--json FILE] [--threads N] [--runs N] [--stage N]
+                           interrogate-bench --write-checkpoints DIR    (stage 6 inputs, ~3.7 GB)
+                           interrogate-bench --full-interrogation DIR   (stage 6: load time, peak memory)
+                           interrogate-bench --clip-parity DIR
+                    """)
                 return
             default:
                 FileHandle.standardError.write(Data("unknown argument \(argument)\n".utf8))
@@ -39,6 +53,7 @@ struct InterrogateBench {
         if wanted("2") { results += try clipImageStage(runs: max(2, runs / 3)) }
         if wanted("3") { results += try TextStages.labelEmbedding(runs: max(2, runs / 3), sampleSize: 2048) }
         if wanted("4") { results += try TextStages.chainStep(runs: max(2, runs / 3)) }
+        if wanted("5") { results += try BlipStage.run(runs: max(2, runs / 3)) }
         printTable(results)
         if let jsonPath {
             let encoder = JSONEncoder()

@@ -36,10 +36,11 @@ public struct BlipImageCaptioner: ImageCaptioning {
     public func caption(_ image: RGBImage, maxTokens: Int, progress: (@Sendable (Int, Int) -> Void)?) throws -> String {
         let pixels = try ImagePreprocessing.huggingFace(image, config: preprocessing)
         let side = captioner.model.configuration.visionConfig.imageSize
+        let (height, width) = preprocessing.outputSize ?? (side, side)
         var options = self.options
         options.maxNewTokens = maxTokens
         progress?(0, maxTokens)
-        let caption = try captioner.caption(pixelValues: Tensor(shape: [1, 3, side, pixels.count / (3 * side)], scalars: pixels),
+        let caption = try captioner.caption(pixelValues: Tensor(shape: [1, 3, height, width], scalars: pixels),
                                             prompt: prompt, options: options)[0]
         progress?(maxTokens, maxTokens)
         return caption

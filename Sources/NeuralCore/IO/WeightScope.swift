@@ -88,6 +88,11 @@ public final class WeightStore: Sendable {
         return try tensor(key)
     }
 
+    /// A tensor of `shape` filled like the synthetic weights (not recorded).
+    public func syntheticTensor(shape: [Int]) -> Tensor {
+        Self.pseudoRandom(key: "", shape: shape, seed: syntheticSeed ?? 0)
+    }
+
     private static func pseudoRandom(key: String, shape: [Int], seed: UInt64) -> Tensor {
         let isNormWeight = key.lowercased().contains("norm") && key.hasSuffix(".weight")
         var state = seed ^ key.utf8.reduce(0xCBF2_9CE4_8422_2325) { ($0 ^ UInt64($1)) &* 0x100_0000_01B3 }

@@ -1,0 +1,91 @@
+import ClipInterrogator
+import Foundation
+import NeuralCore
+import NeuralModels
+
+/// Stage 6: load time and peak memory of a whole interrogation from files on disk
+/// (ViT-L/14 + BLIP-large with synthetic weights, F32 safetensors as the real
+/// checkpoints ship, and label-embedding caches for all reference tables).
+enum FullInterrogation {
+    static let cacheModelName = "bench/ViT-L-14-synthetic"
+
+    /// Writes both checkpoints and the label caches under `directory` (≈ 3.7 GB).
+    static func writeCheckpoints(to directory: URL) throws {
+        let manager = FileManager.default
+        let clipDirectory = directory.appendingPathComponent("clip"), blipDirectory = directory.appendingPathComponent("blip")
+        for folder in [clipDirectory, blipDirectory] { try manager.createDirectory(at: folder, withIntermediateDirectories: true) }
+
+        let clipStore = WeightStore(syntheticSeed: 1)
+        let clipConfiguration = try JSONDecoder().decode(CLIPConfiguration.self, from: Data(BenchmarkModels.vitL14.utf8))
+        let clip = try CLIPModel(configuration: clipConfiguration, weights: clipStore)
+        try SafeTensorsWriter.write(clipStore.synthesized, metadata: ["format": "pt"], to: clipDirectory.appendingPathComponent("model.safetensors"))
+        try Data(BenchmarkModels.vitL14.utf8).write(to: clipDirectory.appendingPathComponent("config.json"))
+        for file in ["vocab.json", "merges.txt"] {
+            try? manager.removeItem(at: clipDirectory.appendingPathComponent(file))
+            try manager.copyItem(at: TextStages.root.appendingPathComponent("Tests/Fixtures/clip-tokenizer/\(file)"),
+                                 to: clipDirectory.appendingPathComponent(file))
+        }
+
+        let blipStore = WeightStore(syntheticSeed: 2)
+        let blipConfiguration = try JSONDecoder().decode(BlipConfiguration.self, from: Data(BlipStage.blipLarge.utf8))
+        _ = try BlipForConditionalGeneration(WeightScope(blipStore), configuration: blipConfiguration)
+        // The tied LM-head weight is not stored, as in the real checkpoint.
+        var blipTensors = blipStore.synthesized
+        blipTensors["text_decoder.cls.predictions.decoder.weight"] = nil
+        try SafeTensorsWriter.write(blipTensors, metadata: ["format": "pt"], to: blipDirectory.appendingPathComponent("model.safetensors"))
+        try Data(BlipStage.blipLarge.utf8).write(to: blipDirectory.appendingPathComponent("config.json"))
+        for file in ["vocab.txt", "tokenizer_config.json", "special_tokens_map.json"] {
+            try? manager.removeItem(at: blipDirectory.appendingPathComponent(file))
+            try manager.copyItem(at: TextStages.root.appendingPathComponent("Tests/Fixtures/blip/tiny-base/\(file)"),
+                                 to: blipDirectory.appendingPathComponent(file))
+        }
+        let preprocessor = #"{"image_processor_type": "BlipImageProcessor", "size": {"height": 384, "width": 384}, "resample": 3, "do_resize": true, "do_rescale": true, "rescale_factor": 0.00392156862745098, "do_normalize": true, "image_mean": [0.48145466, 0.4578275, 0.40821073], "image_std": [0.26862954, 0.26130258, 0.27577711]}"#
+        try Data(preprocessor.utf8).write(to: blipDirectory.appendingPathComponent("preprocessor_config.json"))
+
+        // Label caches with random unit embeddings (embedding 111,867 labels with
+        // ViT-L/14 is not what this stage measures).
+        let cache = LabelEmbeddingCache(directory: directory.appendingPathComponent("cache"), modelName: cacheModelName)
+        let tables: [(String, [String])] = [
+            ("artists", ReferenceLabels.artists(from: try ReferenceLabels.list(.artists))), ("flavors", try ReferenceLabels.list(.flavors)),
+            ("mediums", try ReferenceLabels.list(.mediums)), ("movements", try ReferenceLabels.list(.movements)),
+            ("trendings", ReferenceLabels.trendings), ("negative", try ReferenceLabels.list(.negative)),
+        ]
+        let d = clip.embeddingDimension
+        for (index, (name, labels)) in tables.enumerated() {
+            var random = WeightStore(syntheticSeed: UInt64(10 + index)).syntheticTensor(shape: [labels.count, d])
+            random.withUnsafeMutableFloats { l2NormalizeRows($0.baseAddress!, rows: labels.count, cols: d) }
+            try cache.store(table: name, labels: labels, embeddings: random)
+        }
+    }
+
+    struct Report: Codable {
+        var checkpointBytes: Int
+        var loadSeconds: Double
+        var interrogateSeconds: Double
+        var peakResidentMB: Double
+        var peakOverCheckpoints: Double
+        var mode: String
+    }
+
+    /// Loads everything from `directory` and interrogates one image in fast mode;
+    /// run in a fresh process so the peak RSS is this work's alone.
+    static func run(directory: URL) throws -> Report {
+        let start = Date()
+        var configuration = InterrogatorConfiguration(clipModelName: cacheModelName)
+        configuration.cacheDirectory = directory.appendingPathComponent("cache")
+        let interrogator = try Interrogator.load(clipDirectory: directory.appendingPathComponent("clip"),
+                                                 captionDirectory: directory.appendingPathComponent("blip"), configuration: configuration)
+        let loaded = Date()
+        var pixels = [UInt8](repeating: 0, count: 640 * 480 * 3)
+        for i in pixels.indices { pixels[i] = UInt8(truncatingIfNeeded: i &* 2_654_435_761 >> 13) }
+        _ = try interrogator.interrogate([RGBImage(width: 640, height: 480, pixels: pixels)], mode: .fast)
+        let done = Date()
+        let bytes = try ["clip", "blip"].map {
+            try FileManager.default.attributesOfItem(atPath: directory.appendingPathComponent("\($0)/model.safetensors").path)[.size] as? Int ?? 0
+        }.reduce(0, +)
+        let peak = peakResidentMegabytes()
+        return Report(checkpointBytes: bytes, loadSeconds: loaded.timeIntervalSince(start),
+                      interrogateSeconds: done.timeIntervalSince(loaded), peakResidentMB: peak,
+                      peakOverCheckpoints: peak * 1_048_576 / Double(bytes), mode: "fast")
+    }
+}

@@ -1,0 +1,386 @@
+#!/usr/bin/env python3
+"""run_side_by_side.py: the Swift benchmark (interrogate-bench) and its PyTorch counterpart
+(Benchmarks/pytorch_bench.py) on the same stages, shapes and thread count, in one table.
+
+    python3 Benchmarks/run_side_by_side.py [--stage 1,2] [--threads N] [--runs N]
+        [--markdown FILE] [--json FILE] [--extra-openblas-core NAME]
+        [--python .venv-ref/bin/python] [--no-build] [--pytorch-arg=--text-labels=2048 ...]
+
+Steps: `swift build -c release --product interrogate-bench` (skipped with --no-build); then
+for each requested stage, one process per side: `.build/release/interrogate-bench --stage N
+--threads T --runs R --json ...` and `<python> Benchmarks/pytorch_bench.py --stage N --threads T
+--runs R --json ...` (one process per stage, so peak RSS is the stage's own). With
+--extra-openblas-core NAME the Swift side runs a second time per stage with
+OPENBLAS_CORETYPE=NAME in its environment (OpenBLAS 0.3.21 picks its slow Prescott kernel on
+CPUs it does not know), reported in extra columns.
+
+Measurements are matched by (stage, name). Where the two sides measure different methods
+of the same work, the pairs are listed in MAPPINGS below and compared per item (labels or
+candidates): ratio = Swift seconds per item / PyTorch seconds per item. Otherwise
+ratio = Swift median / PyTorch median (> 1: Swift slower).
+
+Output: the table on stdout; --markdown FILE (Markdown: machine, threads, commands,
+OpenBLAS environment and selected core, the table, notes) and --json FILE (default: the
+Markdown path with .json; everything, raw measurements of both sides included). Raw per-run
+JSON files go to --work-dir (default: a fresh temporary folder).
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shlex
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SWIFT_BIN = os.path.join(ROOT, ".build", "release", "interrogate-bench")
+PYTORCH_BENCH = os.path.join(ROOT, "Benchmarks", "pytorch_bench.py")
+DEFAULT_PYTHON = os.path.join(ROOT, ".venv-ref", "bin", "python")
+ALL_STAGES = ["1", "2", "3", "4", "5"]
+
+# Explicit pairs where the two sides' names differ: (stage, Swift name regex, PyTorch name regex, note).
+# Compared per item (both report items/s). A PyTorch row may pair with several Swift rows.
+MAPPINGS = [
+    ("3 labels", r"^ViT-L/14 text, true length, \d+ labels", r"^ViT-L/14 text, padded to 77, \d+ labels$",
+     "Swift's method (true length) vs the reference's (padded to 77), per label"),
+    ("3 labels", r"^ViT-L/14 text, padded to 77, \d+ labels$", r"^ViT-L/14 text, padded to 77, \d+ labels$",
+     "both padded to 77, different label counts, per label"),
+    ("4 chain step", r"^\d+ candidates, prefix cached", r"^\d+ candidates, rank_top",
+     "Swift prefix cache vs the reference's rank_top (tokenise + encode at 77), per candidate"),
+    ("4 chain step", r"^\d+ candidates, full re-encoding", r"^\d+ candidates, rank_top",
+     "Swift full re-encoding at true length vs the reference's rank_top, per candidate"),
+]
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def cpu_flags():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = line.split(":", 1)[1].split()
+                    return [f for f in flags if f.startswith(("avx", "fma", "amx"))]
+    except OSError:
+        pass
+    return []
+
+
+def run_logged(cmd, env=None, log=None):
+    """Runs cmd, echoing and returning its output (stdout and stderr together)."""
+    print("$ " + " ".join(shlex.quote(c) for c in cmd), flush=True)
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, bufsize=1)
+    lines = []
+    for line in proc.stdout:
+        sys.stdout.write(line)
+        sys.stdout.flush()
+        lines.append(line)
+    rc = proc.wait()
+    output = "".join(lines)
+    if log is not None:
+        log.append({"command": cmd, "returncode": rc})
+    return rc, output
+
+
+def env_line(env_overrides):
+    return " ".join(f"{k}={shlex.quote(v)}" for k, v in env_overrides.items())
+
+
+def read_json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def items_per_run(m):
+    ips = m.get("itemsPerSecond")
+    return None if ips is None else ips * m["medianSeconds"]
+
+
+def pair(stage, swift_rows, pytorch_rows):
+    """Rows (swift, pytorch, basis, note) for one stage; either side may be None."""
+    rows = []
+    pt_by_name = {m["name"]: m for m in pytorch_rows}
+    used_pt = set()
+    for s in swift_rows:
+        matched = False
+        if s["name"] in pt_by_name:
+            rows.append((s, pt_by_name[s["name"]], "time", ""))
+            used_pt.add(s["name"])
+            matched = True
+        for mstage, sw_re, pt_re, note in MAPPINGS:
+            if mstage != stage or not re.search(sw_re, s["name"]):
+                continue
+            for p in pytorch_rows:
+                if p["name"] == s["name"] or not re.search(pt_re, p["name"]):
+                    continue
+                rows.append((s, p, "per item", note))
+                used_pt.add(p["name"])
+                matched = True
+        if not matched:
+            rows.append((s, None, "", "no PyTorch counterpart"))
+    for p in pytorch_rows:
+        if p["name"] not in used_pt:
+            rows.append((None, p, "", "no Swift counterpart"))
+    return rows
+
+
+def ratio(s, p, basis):
+    if s is None or p is None:
+        return None
+    if basis == "per item":
+        si, pi = s.get("itemsPerSecond"), p.get("itemsPerSecond")
+        return None if not si or not pi else pi / si
+    return s["medianSeconds"] / p["medianSeconds"] if p["medianSeconds"] > 0 else None
+
+
+def fmt_ms(m):
+    return "" if m is None else f"{m['medianSeconds'] * 1000:.1f} ms"
+
+
+def fmt_ratio(r):
+    return "" if r is None else f"{r:.2f}×"
+
+
+def fmt_load(load):
+    return "n/a" if load is None else "/".join(f"{x:.2f}" for x in load)
+
+
+def fmt_gflops(m):
+    return "" if m is None or m.get("gflops") is None else f"{m['gflops']:.1f}"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--stage", action="append",
+                    help="stage(s) to run: 1-5, repeatable or comma-separated (default: all)")
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="threads for both sides")
+    ap.add_argument("--runs", type=int, default=10, help="passed to both sides (stages 2-5 use max(2, runs // 3))")
+    ap.add_argument("--markdown", help="write the Markdown report here")
+    ap.add_argument("--json", help="write the combined JSON here (default: the --markdown path with .json)")
+    ap.add_argument("--extra-openblas-core", metavar="NAME",
+                    help="run the Swift side again with OPENBLAS_CORETYPE=NAME (e.g. SkylakeX, Haswell)")
+    ap.add_argument("--python", default=DEFAULT_PYTHON, help="the reference venv's python")
+    ap.add_argument("--pytorch-arg", action="append", default=[],
+                    help="extra argument for pytorch_bench.py (e.g. --pytorch-arg=--text-labels=2048)")
+    ap.add_argument("--no-build", action="store_true", help="use the existing .build/release/interrogate-bench")
+    ap.add_argument("--work-dir", help="folder for the raw per-run JSON files (default: a new temporary folder)")
+    args = ap.parse_args()
+
+    stages = []
+    for item in args.stage or ALL_STAGES:
+        for s in item.split(","):
+            s = s.strip()
+            if s not in ALL_STAGES:
+                ap.error(f"unknown stage {s!r} (1-5)")
+            if s not in stages:
+                stages.append(s)
+    threads = max(1, args.threads)
+    work = args.work_dir or tempfile.mkdtemp(prefix="side-by-side-")
+    os.makedirs(work, exist_ok=True)
+    json_path = args.json or (os.path.splitext(args.markdown)[0] + ".json" if args.markdown else None)
+    commands = []
+
+    build_cmd = ["swift", "build", "-c", "release", "--product", "interrogate-bench"]
+    if args.no_build:
+        if not os.path.exists(SWIFT_BIN):
+            sys.exit(f"{SWIFT_BIN} does not exist: build it or drop --no-build")
+        build = {"skipped": True, "binary_mtime": datetime.datetime.fromtimestamp(
+            os.path.getmtime(SWIFT_BIN)).isoformat(timespec="seconds")}
+    else:
+        rc, _ = run_logged(build_cmd, log=commands)
+        if rc != 0:
+            sys.exit(f"swift build failed (exit {rc}); not running a possibly stale binary (see --no-build)")
+        build = {"skipped": False, "command": build_cmd}
+
+    load_before = os.getloadavg() if hasattr(os, "getloadavg") else None
+    base_env = os.environ.copy()
+    openblas_env = {k: os.environ.get(k) for k in ["OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS",
+                                                    "OPENBLAS_VERBOSE", "OMP_NUM_THREADS", "MKL_NUM_THREADS"]}
+    swift_runs = {"default": {"env": {}, "blas": None, "results": []}}
+    if args.extra_openblas_core:
+        swift_runs["extra"] = {"env": {"OPENBLAS_CORETYPE": args.extra_openblas_core}, "blas": None, "results": []}
+    pytorch = {"results": [], "header": None, "meta": None}
+    failures = []
+
+    common = ["--threads", str(threads), "--runs", str(args.runs)]
+    for stage in stages:
+        for key, side in swift_runs.items():
+            out = os.path.join(work, f"swift-{key}-stage{stage}.json")
+            cmd = [SWIFT_BIN, "--stage", stage] + common + ["--json", out]
+            env = dict(base_env, **side["env"])
+            if side["env"]:
+                print(f"(environment: {env_line(side['env'])})")
+            rc, output = run_logged(cmd, env=env, log=commands)
+            commands[-1]["env"] = side["env"]
+            first = output.splitlines()[0] if output else ""
+            if first.startswith("threads:") and side["blas"] is None:
+                side["blas"] = first
+            if rc != 0 or not os.path.exists(out):
+                failures.append(f"Swift ({key}) stage {stage}: exit {rc}")
+                continue
+            side["results"] += read_json(out)
+        out = os.path.join(work, f"pytorch-stage{stage}.json")
+        meta = os.path.join(work, "pytorch-meta.json")
+        cmd = [args.python, PYTORCH_BENCH, "--stage", stage] + common + ["--json", out, "--meta", meta] \
+            + args.pytorch_arg
+        rc, output = run_logged(cmd, log=commands)
+        commands[-1]["env"] = {}
+        if output and pytorch["header"] is None:
+            pytorch["header"] = output.splitlines()[0]
+        if os.path.exists(meta) and pytorch["meta"] is None:
+            pytorch["meta"] = read_json(meta)
+        if rc != 0 or not os.path.exists(out):
+            failures.append(f"PyTorch stage {stage}: exit {rc}")
+            continue
+        pytorch["results"] += read_json(out)
+
+    # -- pairing ------------------------------------------------------------------------------
+    extra_label = f"OPENBLAS_CORETYPE={args.extra_openblas_core}" if args.extra_openblas_core else None
+    extra_by_key = {(m["stage"], m["name"]): m for m in swift_runs.get("extra", {}).get("results", [])}
+    stage_names = []
+    for m in swift_runs["default"]["results"] + pytorch["results"]:
+        if m["stage"] not in stage_names:
+            stage_names.append(m["stage"])
+    stage_names.sort(key=lambda s: (int(s.split()[0]) if s.split()[0].isdigit() else 99, s))
+    rows = []
+    for stage in stage_names:
+        sw = [m for m in swift_runs["default"]["results"] if m["stage"] == stage]
+        pt = [m for m in pytorch["results"] if m["stage"] == stage]
+        for s, p, basis, note in pair(stage, sw, pt):
+            x = extra_by_key.get((stage, s["name"])) if s is not None else None
+            rows.append({
+                "stage": stage,
+                "name": s["name"] if s is not None else p["name"],
+                "pytorchName": None if p is None else p["name"],
+                "basis": basis, "note": note,
+                "swift": s, "pytorch": p, "ratio": ratio(s, p, basis),
+                "swiftExtra": x, "ratioExtra": ratio(x, p, basis) if x is not None else None,
+            })
+
+    # -- table ---------------------------------------------------------------------------------
+    header = ["stage", "name", "Swift median", "PyTorch median", "ratio (Swift/PyTorch)", "Swift GFLOP/s",
+              "PyTorch GFLOP/s"]
+    if extra_label:
+        header += [f"Swift {extra_label}", "ratio"]
+    header += ["note"]
+    table = []
+    for r in rows:
+        name = r["name"] if r["pytorchName"] in (None, r["name"]) else f"{r['name']} ↔ {r['pytorchName']}"
+        cells = [r["stage"], name, fmt_ms(r["swift"]), fmt_ms(r["pytorch"]),
+                 fmt_ratio(r["ratio"]) + (" per item" if r["basis"] == "per item" and r["ratio"] else ""),
+                 fmt_gflops(r["swift"]), fmt_gflops(r["pytorch"])]
+        if extra_label:
+            cells += [fmt_ms(r["swiftExtra"]), fmt_ratio(r["ratioExtra"])]
+        cells += [r["note"]]
+        table.append(cells)
+
+    widths = [max(len(row[c]) for row in [header] + table) for c in range(len(header))]
+    print()
+    for i, row in enumerate([header] + table):
+        print("  ".join(cell.ljust(widths[c]) for c, cell in enumerate(row)).rstrip())
+        if i == 0:
+            print("  ".join("-" * w for w in widths))
+    for f in failures:
+        print("FAILED: " + f)
+
+    load_after = os.getloadavg() if hasattr(os, "getloadavg") else None
+    machine = {"cpu_model": cpu_model(), "logical_cpus": os.cpu_count(),
+               "affinity_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+               "cpu_flags": cpu_flags(), "platform": platform.platform(), "hostname": platform.node(),
+               "load_average_before": load_before, "load_average_after": load_after}
+    selected_core = None
+    line = swift_runs["default"]["blas"] or ""
+    mcore = re.search(r"\bcore (\S+)\s*$", line)
+    if mcore:
+        selected_core = mcore.group(1)
+    extra_core = None
+    if "extra" in swift_runs:
+        mx = re.search(r"\bcore (\S+)\s*$", swift_runs["extra"]["blas"] or "")
+        extra_core = mx.group(1) if mx else None
+    report = {
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "machine": machine, "threads": threads, "runs": args.runs, "stages": stages,
+        "build": build, "commands": commands, "failures": failures,
+        "openblas": {"environment": openblas_env, "swift_blas_line": swift_runs["default"]["blas"],
+                     "selected_core": selected_core,
+                     "extra": None if "extra" not in swift_runs else {
+                         "environment": swift_runs["extra"]["env"], "swift_blas_line": swift_runs["extra"]["blas"],
+                         "selected_core": extra_core}},
+        "pytorch": {"header": pytorch["header"], "meta": pytorch["meta"], "extra_args": args.pytorch_arg},
+        "mappings": [{"stage": s, "swift": a, "pytorch": b, "note": n} for s, a, b, n in MAPPINGS],
+        "rows": rows,
+        "raw": {"swift": swift_runs["default"]["results"], "swiftExtra": swift_runs.get("extra", {}).get("results"),
+                "pytorch": pytorch["results"]},
+        "work_dir": work,
+    }
+    if json_path:
+        with open(json_path, "w") as f:
+            json.dump(report, f, indent=2, ensure_ascii=False)
+            f.write("\n")
+        print(f"wrote {json_path}")
+
+    if args.markdown:
+        def md_cmd(c):
+            prefix = env_line(c.get("env") or {})
+            return (prefix + " " if prefix else "") + " ".join(shlex.quote(os.path.relpath(x, ROOT)
+                                                                           if os.path.isabs(x) and x.startswith(ROOT)
+                                                                           else x) for x in c["command"])
+        meta = pytorch["meta"] or {}
+        lines = [
+            "# interrogate-bench: Swift vs PyTorch", "",
+            f"- Date: {report['date']}",
+            f"- Machine: {machine['cpu_model']}, {machine['logical_cpus']} logical CPUs "
+            f"({machine['affinity_cpus']} usable), flags {' '.join(machine['cpu_flags']) or 'n/a'}; {machine['platform']}",
+            f"- Load average (1/5/15 min) before: {fmt_load(load_before)}, after: {fmt_load(load_after)} "
+            "(other work on the machine distorts multi-threaded timings)",
+            f"- Threads: {threads} on both sides (Swift `--threads`, PyTorch `torch.set_num_threads`); "
+            f"`--runs {args.runs}` (stage 1: {args.runs} timed runs, stages 2-5: {max(2, args.runs // 3)}; "
+            "one warm-up each; median, min-max in the JSON)",
+            f"- Swift BLAS: `{swift_runs['default']['blas']}`",
+            f"- OpenBLAS environment: " + ", ".join(f"`{k}={v}`" if v is not None else f"`{k}` unset"
+                                                     for k, v in openblas_env.items() if k.startswith("OPENBLAS")),
+            f"- OpenBLAS core selected: **{selected_core or 'unknown'}**",
+        ]
+        if "extra" in swift_runs:
+            lines.append(f"- Extra Swift run with `{extra_label}`: `{swift_runs['extra']['blas']}` "
+                         f"(core **{extra_core or 'unknown'}**)")
+        lines += [
+            f"- PyTorch: torch {meta.get('torch')}, transformers {meta.get('transformers')}, BLAS {meta.get('blas')}, "
+            f"CPU capability {meta.get('cpu_capability')}, intra-op threads {meta.get('torch_num_threads')}; "
+            f"`{pytorch['header']}`",
+            f"- Build: " + ("skipped (`--no-build`, binary from " + build["binary_mtime"] + ")" if build["skipped"]
+                           else "`" + " ".join(build_cmd) + "`"),
+            "", "Ratio = Swift time / PyTorch time (> 1: Swift slower); rows marked *per item* compare "
+            "seconds per label / candidate of different methods or counts.", "",
+            "| " + " | ".join(header) + " |",
+            "|" + "|".join("---" if i < 2 or i == len(header) - 1 else "---:" for i in range(len(header))) + "|",
+        ]
+        for cells in table:
+            lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+        if failures:
+            lines += ["", "Failures:", ""] + [f"- {f}" for f in failures]
+        lines += ["", "Commands (from the repository root):", "", "```"]
+        lines += [md_cmd(c) + (f"   # exit {c['returncode']}" if c["returncode"] else "") for c in commands]
+        lines += ["```", ""]
+        with open(args.markdown, "w") as f:
+            f.write("\n".join(lines))
+        print(f"wrote {args.markdown}")
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()
