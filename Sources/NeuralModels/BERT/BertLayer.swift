@@ -115,24 +115,11 @@ public struct BertAttention: Sendable {
     /// `keysFrom` `[B, S, E]` (`x` itself for self-attention).
     public func callAsFunction(_ x: Tensor, keysFrom source: Tensor, masking: AttentionMasking) -> Tensor {
         let (batch, tokens, width) = (x.shape[0], x.shape[1], x.shape[2])
-        let sourceTokens = source.shape[1]
-        let q = query(x), k = key(source), v = value(source)
-        let headDim = width / heads
-        let context = Tensor(shape: x.shape) { out in
-            withExtendedLifetime((q, k, v)) {
-                let scratch = UnsafeMutablePointer<Float>.allocate(capacity: tokens * sourceTokens)
-                defer { scratch.deallocate() }
-                for b in 0..<batch {
-                    multiHeadAttention(
-                        out + b * tokens * width, ldo: width,
-                        q: q.unsafeFloatPointer + b * tokens * width, ldq: width,
-                        k: k.unsafeFloatPointer + b * sourceTokens * width, ldk: width,
-                        v: v.unsafeFloatPointer + b * sourceTokens * width, ldv: width,
-                        queryCount: tokens, keyCount: sourceTokens, heads: heads, headDim: headDim,
-                        scale: 1 / Float(headDim).squareRoot(), mask: masking.mask(forSequence: b), scratch: scratch)
-                }
-            }
-        }
+        let context = batchedAttention(
+            q: AttentionOperand(tensor: query(x)), k: AttentionOperand(tensor: key(source)),
+            v: AttentionOperand(tensor: value(source)),
+            batch: batch, queryTokens: tokens, keyTokens: source.shape[1], heads: heads, width: width,
+            mask: masking.mask(forSequence:))
         var projected = outputDense(context)
         projected.add(x)
         return outputLayerNorm(projected)

@@ -26,24 +26,10 @@ public struct BlipAttention: Sendable {
     public func callAsFunction(_ x: Tensor) -> Tensor {
         let (batch, tokens, width) = (x.shape[0], x.shape[1], x.shape[2])
         let fused = qkv(x) // [B, T, 3C]
-        let headDim = width / heads
-        let context = Tensor(shape: x.shape) { out in
-            withExtendedLifetime(fused) {
-                let scratch = UnsafeMutablePointer<Float>.allocate(capacity: tokens * tokens)
-                defer { scratch.deallocate() }
-                let base = fused.unsafeFloatPointer
-                for b in 0..<batch {
-                    let rows = base + b * tokens * 3 * width
-                    multiHeadAttention(
-                        out + b * tokens * width, ldo: width,
-                        q: rows, ldq: 3 * width,
-                        k: rows + width, ldk: 3 * width,
-                        v: rows + 2 * width, ldv: 3 * width,
-                        queryCount: tokens, keyCount: tokens, heads: heads, headDim: headDim,
-                        scale: 1 / Float(headDim).squareRoot(), mask: .none, scratch: scratch)
-                }
-            }
-        }
+        let context = batchedAttention(
+            q: AttentionOperand(tensor: fused), k: AttentionOperand(tensor: fused, column: width),
+            v: AttentionOperand(tensor: fused, column: 2 * width),
+            batch: batch, queryTokens: tokens, keyTokens: tokens, heads: heads, width: width) { _ in .none }
         return projection(context)
     }
 }

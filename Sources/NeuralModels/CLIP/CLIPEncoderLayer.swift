@@ -106,23 +106,10 @@ public struct CLIPAttention: Sendable {
     public func forward(_ x: Tensor, causal: Bool) -> (output: Tensor, keys: Tensor, values: Tensor) {
         let (batch, tokens, width) = (x.shape[0], x.shape[1], x.shape[2])
         let q = queryProjection(x), k = keyProjection(x), v = valueProjection(x)
-        let headDim = width / heads
-        let context = Tensor(shape: x.shape) { out in
-            withExtendedLifetime((q, k, v)) {
-                let scratch = UnsafeMutablePointer<Float>.allocate(capacity: tokens * tokens)
-                defer { scratch.deallocate() }
-                for b in 0..<batch {
-                    let offset = b * tokens * width
-                    multiHeadAttention(
-                        out + offset, ldo: width,
-                        q: q.unsafeFloatPointer + offset, ldq: width,
-                        k: k.unsafeFloatPointer + offset, ldk: width,
-                        v: v.unsafeFloatPointer + offset, ldv: width,
-                        queryCount: tokens, keyCount: tokens, heads: heads, headDim: headDim,
-                        scale: 1 / Float(headDim).squareRoot(),
-                        mask: causal ? SoftmaxMask(causalOffset: 0) : .none, scratch: scratch)
-                }
-            }
+        let context = batchedAttention(
+            q: AttentionOperand(tensor: q), k: AttentionOperand(tensor: k), v: AttentionOperand(tensor: v),
+            batch: batch, queryTokens: tokens, keyTokens: tokens, heads: heads, width: width) { _ in
+            causal ? SoftmaxMask(causalOffset: 0) : .none
         }
         return (outputProjection(context), k, v)
     }
