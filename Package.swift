@@ -79,15 +79,20 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        .target(
+            name: "TestSupport",
+            path: "Tests/TestSupport",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "NeuralCoreTests",
-            dependencies: ["NeuralCore"],
+            dependencies: ["NeuralCore", "TestSupport"],
             path: "Tests/NeuralCoreTests",
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "ClipInterrogatorTests",
-            dependencies: ["ClipInterrogator", "NeuralModels", "NeuralCore"],
+            dependencies: ["ClipInterrogator", "NeuralModels", "NeuralCore", "TestSupport"],
             path: "Tests/ClipInterrogatorTests",
             swiftSettings: swiftSettings
         ),
@@ -99,7 +104,7 @@ let package = Package(
         ),
         .testTarget(
             name: "NeuralModelsTests",
-            dependencies: ["NeuralModels"],
+            dependencies: ["NeuralModels", "TestSupport"],
             path: "Tests/NeuralModelsTests",
             swiftSettings: swiftSettings
         ),

@@ -2,6 +2,7 @@ import Foundation
 import NeuralCore
 import NeuralModels
 @testable import ClipInterrogator
+import TestSupport
 import XCTest
 
 /// The prefix-cached chain search against full re-encoding on a tiny CLIP with the

@@ -1,5 +1,6 @@
 @testable import ClipInterrogator
 import Foundation
+import TestSupport
 import XCTest
 
 /// Model resolution and download against a loopback imitation of the hub

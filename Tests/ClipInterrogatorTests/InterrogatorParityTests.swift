@@ -2,6 +2,7 @@ import Foundation
 import NeuralCore
 import NeuralModels
 @testable import ClipInterrogator
+import TestSupport
 import XCTest
 
 /// Every mode against the real clip-interrogator 0.6.0 run on the same tiny random

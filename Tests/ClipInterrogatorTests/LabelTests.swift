@@ -1,6 +1,7 @@
 import Foundation
 import NeuralCore
 @testable import ClipInterrogator
+import TestSupport
 import XCTest
 
 final class LabelTests: XCTestCase {

@@ -1,4 +1,5 @@
 import NeuralCore
+import TestSupport
 import XCTest
 
 /// Kernels against PyTorch's outputs (Tests/Fixtures/core/kernels.safetensors,

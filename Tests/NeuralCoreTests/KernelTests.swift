@@ -1,4 +1,5 @@
 import NeuralCore
+import TestSupport
 import XCTest
 
 /// Each optimised kernel against its naive twin over a sweep of shapes, odd sizes

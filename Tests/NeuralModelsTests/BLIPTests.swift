@@ -1,6 +1,7 @@
 import Foundation
 import NeuralCore
 import NeuralModels
+import TestSupport
 import XCTest
 
 /// BLIP captioning against transformers 5.24 on two tiny random

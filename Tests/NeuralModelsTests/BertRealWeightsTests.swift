@@ -1,6 +1,7 @@
 import Foundation
 import NeuralCore
 import NeuralModels
+import TestSupport
 import XCTest
 
 /// The BERT encoder on the real all-MiniLM-L6-v2 weights (fetched by

@@ -3,6 +3,7 @@
 // Weights/fixtures/make_bert_tokenizer_fixtures.py.
 
 import Foundation
+import TestSupport
 import XCTest
 
 @testable import NeuralModels

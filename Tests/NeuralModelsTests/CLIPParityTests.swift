@@ -1,6 +1,7 @@
 import Foundation
 import NeuralCore
 import NeuralModels
+import TestSupport
 import XCTest
 
 /// CLIP towers against transformers 5.24 on tiny random checkpoints in the exact

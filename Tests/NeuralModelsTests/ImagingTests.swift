@@ -2,6 +2,7 @@
 // Fixtures: Tests/Fixtures/imaging, written by Weights/fixtures/make_imaging_fixtures.py.
 
 import Foundation
+import TestSupport
 import XCTest
 @testable import NeuralModels
 

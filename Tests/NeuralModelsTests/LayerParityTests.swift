@@ -1,6 +1,7 @@
 import Foundation
 import NeuralCore
 import NeuralModels
+import TestSupport
 import XCTest
 
 /// Whole layers against transformers 5.24's modules with tiny random weights

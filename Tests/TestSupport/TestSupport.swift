@@ -1,20 +1,25 @@
 import Foundation
-import NeuralCore
 import XCTest
 
+// Helpers shared by the test targets.
+
 /// The committed fixture files, found relative to this source file.
-enum Fixtures {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+public enum Fixtures {
+    /// `Tests/Fixtures`.
+    public static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Fixtures")
 
-    static func url(_ path: String) -> URL { root.appendingPathComponent(path) }
+    /// A file or folder under `Tests/Fixtures`.
+    public static func url(_ path: String) -> URL { root.appendingPathComponent(path) }
 }
 
 /// A deterministic pseudo-random generator (SplitMix64) so sweeps are reproducible.
-struct SplitMix64: RandomNumberGenerator {
+public struct SplitMix64: RandomNumberGenerator {
     var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
+    /// A generator starting from `seed`.
+    public init(seed: UInt64) { state = seed }
+    /// The next 64 random bits.
+    public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
@@ -25,14 +30,14 @@ struct SplitMix64: RandomNumberGenerator {
 
 extension Array where Element == Float {
     /// `count` values uniform in `range`.
-    static func random(_ count: Int, in range: ClosedRange<Float> = -2...2, seed: UInt64) -> [Float] {
+    public static func random(_ count: Int, in range: ClosedRange<Float> = -2...2, seed: UInt64) -> [Float] {
         var generator = SplitMix64(seed: seed)
         return (0..<count).map { _ in Float.random(in: range, using: &generator) }
     }
 }
 
 /// Normalised mean squared error `Σ(a−b)² / Σb²` (0 when both are all zero).
-func normalizedMSE(_ actual: [Float], _ expected: [Float]) -> Double {
+public func normalizedMSE(_ actual: [Float], _ expected: [Float]) -> Double {
     precondition(actual.count == expected.count)
     var error = 0.0, energy = 0.0
     for (a, b) in zip(actual, expected) {
@@ -44,7 +49,7 @@ func normalizedMSE(_ actual: [Float], _ expected: [Float]) -> Double {
 
 /// Asserts `max |actual − expected| ≤ tolerance`, printing the first values and
 /// the worst index on failure.
-func assertClose(_ actual: [Float], _ expected: [Float], tolerance: Float, _ what: String,
+public func assertClose(_ actual: [Float], _ expected: [Float], tolerance: Float, _ what: String,
                  file: StaticString = #filePath, line: UInt = #line) {
     guard actual.count == expected.count else {
         XCTFail("\(what): \(actual.count) values, expected \(expected.count)", file: file, line: line)
@@ -65,7 +70,7 @@ func assertClose(_ actual: [Float], _ expected: [Float], tolerance: Float, _ wha
 }
 
 /// Asserts the normalised MSE of an optimised kernel against its naive twin.
-func assertNMSE(_ actual: [Float], _ expected: [Float], limit: Double = 1e-10, _ what: String,
+public func assertNMSE(_ actual: [Float], _ expected: [Float], limit: Double = 1e-10, _ what: String,
                 file: StaticString = #filePath, line: UInt = #line) {
     let e = normalizedMSE(actual, expected)
     XCTAssert(e <= limit, "\(what): normalised MSE \(e) > \(limit); first \(actual.prefix(4)) vs \(expected.prefix(4))",
