@@ -67,7 +67,7 @@ let package = Package(
         .executableTarget(
             name: "interrogate",
             dependencies: [
-                "ClipInterrogator",
+                "ClipInterrogator", "NeuralModels", "NeuralCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings

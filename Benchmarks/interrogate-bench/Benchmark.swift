@@ -47,6 +47,7 @@ struct InterrogateBench {
             }
         }
         print("threads: \(Threading.threadCount); BLAS: \(Threading.blasDescription)")
+        if let advice = Threading.blasAdvice { print("note: \(advice)") }
         var results: [Measurement] = []
         func wanted(_ stage: String) -> Bool { stageFilter.map { $0 == stage } ?? true }
         if wanted("1") { results += sgemmProbe(runs: runs) }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import ClipInterrogator
 import Foundation
+import NeuralCore
 import NeuralModels
 
 /// The `interrogate` command: a thin shell over the ClipInterrogator library.
@@ -96,6 +97,7 @@ struct Interrogate: ParsableCommand {
     func run() throws {
         let items = try inputItems()
         let progress = quiet ? nil : ProgressPrinter()
+        if !quiet, let advice = Threading.blasAdvice { FileHandle.standardError.write(Data("note: \(advice)\n".utf8)) }
         var configuration = InterrogatorConfiguration(clipModelName: clip)
         configuration.threads = threads
         configuration.cacheDirectory = URL(fileURLWithPath: cacheDir ?? defaultCacheDirectory())

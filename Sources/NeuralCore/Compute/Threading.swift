@@ -41,6 +41,27 @@ public enum Threading {
         #endif
     }
 
+    /// A warning when OpenBLAS fell back to a generic kernel on a CPU it did not
+    /// recognise (OpenBLAS 0.3.21 picks "Prescott", SSE3 only, on CPUs newer than
+    /// it, making GEMMs several times slower), with the setting that fixes it;
+    /// nil when there is nothing to say, or when `OPENBLAS_CORETYPE` is already set.
+    public static var blasAdvice: String? {
+        #if canImport(CBLAS) && !canImport(Accelerate) && os(Linux)
+        guard ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] == nil,
+              String(cString: openblas_get_corename()).lowercased() == "prescott",
+              let cpu = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+              let flags = cpu.split(separator: "\n").first(where: { $0.hasPrefix("flags") })?.split(separator: " ")
+        else { return nil }
+        let core = flags.contains("avx512f") ? "SkylakeX" : flags.contains("avx2") ? "Haswell" : nil
+        return core.map {
+            "OpenBLAS is using its generic Prescott kernel on this CPU; setting OPENBLAS_CORETYPE=\($0) " +
+                "makes matrix products several times faster"
+        }
+        #else
+        return nil
+        #endif
+    }
+
     /// Runs `body(i)` for every `i` in `0..<count`, spread over at most
     /// ``threadCount`` threads in contiguous blocks. Runs inline when there is a
     /// single thread or a single item.
