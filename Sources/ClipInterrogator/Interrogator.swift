@@ -1,14 +1,16 @@
 import Foundation
 import NeuralCore
 import NeuralModels
+import Synchronization
 
 /// Turns images into text-to-image prompts the way clip-interrogator 0.6.0 does:
 /// a caption, then CLIP-ranked labels (artists, flavors, mediums, movements,
 /// trending sites) assembled by one of the reference's modes.
 ///
-/// An interrogator is immutable once built and safe to share across concurrent
-/// tasks. Building it loads or computes every label table's embeddings (cached on
-/// disk in the reference's format when a cache directory is configured).
+/// An interrogator is safe to share across concurrent tasks. The label tables'
+/// embeddings are loaded (or computed, and cached on disk in the reference's
+/// format when a cache directory is configured) on first use, once: caption-only
+/// work never needs them.
 public final class Interrogator: Sendable {
     /// The CLIP model that scores labels against images.
     public let clip: CLIPModel
@@ -20,8 +22,10 @@ public final class Interrogator: Sendable {
     public let captioner: (any ImageCaptioning)?
     /// The settings.
     public let configuration: InterrogatorConfiguration
-    /// The reference's tables, and any user tables.
-    public let tables: LabelTables
+    /// User label tables as (name, labels), embedded with the reference's.
+    public let customTableLabels: [(name: String, labels: [String])]
+    /// The tables once built.
+    private let builtTables: Mutex<LabelTables?>
 
     /// The label tables an interrogator ranks.
     public struct LabelTables: Sendable {
@@ -46,28 +50,22 @@ public final class Interrogator: Sendable {
         public var merged: LabelTable { LabelTable(merging: [artists, flavors, mediums, movements, trendings] + custom) }
     }
 
-    /// Builds an interrogator around `clip` (with its `tokenizer` and image
-    /// preprocessing) and a `captioner`, loading every label table's embeddings
-    /// from the cache or computing (and caching) them.
+    /// An interrogator around `clip` (with its `tokenizer` and image
+    /// preprocessing) and a `captioner`.
     ///
     /// - Parameter customTables: user label tables as (name, labels); the name also
     ///   names their cache file.
-    public convenience init(clip: CLIPModel, tokenizer: CLIPTokenizer, clipPreprocessing: CLIPImagePreprocessing,
+    public init(clip: CLIPModel, tokenizer: CLIPTokenizer, clipPreprocessing: CLIPImagePreprocessing,
                 captioner: (any ImageCaptioning)?, configuration: InterrogatorConfiguration,
-                customTables: [(name: String, labels: [String])] = []) throws {
+                customTables: [(name: String, labels: [String])] = []) {
         if let threads = configuration.threads { Threading.setThreadCount(threads) }
-        let builder = TableBuilder(clip: clip, tokenizer: tokenizer, configuration: configuration)
-        let rawArtists = try ReferenceLabels.list(.artists)
-        let tables = LabelTables(
-            artists: try builder.table("artists", ReferenceLabels.artists(from: rawArtists)),
-            flavors: try builder.table("flavors", ReferenceLabels.list(.flavors)),
-            mediums: try builder.table("mediums", ReferenceLabels.list(.mediums)),
-            movements: try builder.table("movements", ReferenceLabels.list(.movements)),
-            trendings: try builder.table("trendings", ReferenceLabels.trendings),
-            negative: try builder.table("negative", ReferenceLabels.list(.negative)),
-            custom: try customTables.map { try builder.table($0.name, $0.labels) })
-        self.init(clip: clip, tokenizer: tokenizer, clipPreprocessing: clipPreprocessing, captioner: captioner,
-                  configuration: configuration, tables: tables)
+        self.clip = clip
+        self.tokenizer = tokenizer
+        self.clipPreprocessing = clipPreprocessing
+        self.captioner = captioner
+        self.configuration = configuration
+        customTableLabels = customTables
+        builtTables = Mutex(nil)
     }
 
     /// An interrogator over ready-made tables (tests use small ones).
@@ -78,7 +76,29 @@ public final class Interrogator: Sendable {
         self.clipPreprocessing = clipPreprocessing
         self.captioner = captioner
         self.configuration = configuration
-        self.tables = tables
+        customTableLabels = tables.custom.map { ($0.name, $0.labels) }
+        builtTables = Mutex(tables)
+    }
+
+    /// The reference's label tables and the user tables, with their embeddings:
+    /// loaded from the cache, or computed (reporting progress) and cached, the
+    /// first time they are needed; concurrent callers wait for that one build.
+    public func labelTables() throws -> LabelTables {
+        try builtTables.withLock { built in
+            if let built { return built }
+            let builder = TableBuilder(clip: clip, tokenizer: tokenizer, configuration: configuration)
+            let rawArtists = try ReferenceLabels.list(.artists)
+            let tables = LabelTables(
+                artists: try builder.table("artists", ReferenceLabels.artists(from: rawArtists)),
+                flavors: try builder.table("flavors", ReferenceLabels.list(.flavors)),
+                mediums: try builder.table("mediums", ReferenceLabels.list(.mediums)),
+                movements: try builder.table("movements", ReferenceLabels.list(.movements)),
+                trendings: try builder.table("trendings", ReferenceLabels.trendings),
+                negative: try builder.table("negative", ReferenceLabels.list(.negative)),
+                custom: try customTableLabels.map { try builder.table($0.name, $0.labels) })
+            built = tables
+            return tables
+        }
     }
 
     // MARK: Text scoring

@@ -58,7 +58,7 @@ extension Interrogator {
         let tokenizer = try CLIPTokenizer(directory: clipDirectory, contextLength: clip.configuration.textConfig.maxPositionEmbeddings)
         let preprocessing = try CLIPImagePreprocessing(checkpoint: clipDirectory, model: clip)
         let captioner = try captionDirectory.map { try BlipImageCaptioner(directory: $0, options: captionOptions) }
-        return try Interrogator(clip: clip, tokenizer: tokenizer, clipPreprocessing: preprocessing, captioner: captioner,
+        return Interrogator(clip: clip, tokenizer: tokenizer, clipPreprocessing: preprocessing, captioner: captioner,
                                 configuration: configuration, customTables: customTables)
     }
 }

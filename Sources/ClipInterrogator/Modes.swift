@@ -7,14 +7,15 @@ import NeuralModels
 extension Interrogator {
     /// `interrogate_fast`: the caption followed by the top `maxFlavors` labels of
     /// the merged tables, cut to fit CLIP's context.
-    public func fastPrompt(image: [Float], caption: String, maxFlavors: Int = 32) -> String {
-        let tops = tables.merged.rankLabels(image, topCount: maxFlavors, method: configuration.ranking)
+    public func fastPrompt(image: [Float], caption: String, maxFlavors: Int = 32) throws -> String {
+        let tops = try labelTables().merged.rankLabels(image, topCount: maxFlavors, method: configuration.ranking)
         return truncateToFit(caption + ", " + tops.joined(separator: ", "))
     }
 
     /// `interrogate_classic`: "caption, medium artist, trending, movement, flavors".
-    public func classicPrompt(image: [Float], caption: String, maxFlavors: Int = 3) -> String {
+    public func classicPrompt(image: [Float], caption: String, maxFlavors: Int = 3) throws -> String {
         let ranking = configuration.ranking
+        let tables = try labelTables()
         let medium = tables.mediums.rankLabels(image, topCount: 1, method: ranking)[0]
         let artist = tables.artists.rankLabels(image, topCount: 1, method: ranking)[0]
         let trending = tables.trendings.rankLabels(image, topCount: 1, method: ranking)[0]
@@ -30,19 +31,21 @@ extension Interrogator {
     /// then whichever of caption, classic, fast and chain prompts is most similar
     /// to the image.
     public func bestPrompt(image: [Float], caption: String, minFlavors: Int = 8, maxFlavors: Int = 32) throws -> String {
-        let flavors = tables.merged.rankLabels(image, topCount: configuration.flavorIntermediateCount, method: configuration.ranking)
+        let flavors = try labelTables().merged.rankLabels(image, topCount: configuration.flavorIntermediateCount,
+                                                          method: configuration.ranking)
         let chained = try chain(image: image, phrases: flavors, start: (caption, try similarity(image, caption)),
                                 minCount: minFlavors, maxCount: maxFlavors, name: "Flavor chain")
         // The reference passes max_flavors to classic mode here, so its classic
         // candidate carries up to 32 flavors.
-        let candidates = [caption, classicPrompt(image: image, caption: caption, maxFlavors: maxFlavors),
-                          fastPrompt(image: image, caption: caption, maxFlavors: maxFlavors), chained]
+        let candidates = [caption, try classicPrompt(image: image, caption: caption, maxFlavors: maxFlavors),
+                          try fastPrompt(image: image, caption: caption, maxFlavors: maxFlavors), chained]
         let scores = try similarities(image, candidates)
         return candidates[Self.firstIndexOfMaximum(scores)]
     }
 
     /// `interrogate_negative`: a chain of the labels least similar to the image.
     public func negativePrompt(image: [Float], maxFlavors: Int = 32) throws -> String {
+        let tables = try labelTables()
         let flavors = tables.flavors.rankLabels(image, topCount: configuration.flavorIntermediateCount, reverse: true,
                                                 method: configuration.ranking)
         return try chain(image: image, phrases: flavors + tables.negative.labels, start: nil, minCount: 8,
@@ -53,6 +56,7 @@ extension Interrogator {
     /// (as the reference's Gradio "Analyze" tab: ranked with the cached
     /// embeddings, scored by encoding the winners afresh).
     public func analysis(image: [Float], count: Int = 5) throws -> [(table: String, matches: [(label: String, similarity: Float)])] {
+        let tables = try labelTables()
         let named = [("medium", tables.mediums), ("artist", tables.artists), ("movement", tables.movements),
                      ("trending", tables.trendings), ("flavor", tables.flavors)] + tables.custom.map { ($0.name, $0) }
         return try named.map { name, table in

@@ -172,9 +172,9 @@ extension Interrogator {
         case .best:
             result.prompt = try bestPrompt(image: image, caption: caption, minFlavors: options.minFlavors, maxFlavors: options.maxFlavors)
         case .classic:
-            result.prompt = classicPrompt(image: image, caption: caption)
+            result.prompt = try classicPrompt(image: image, caption: caption)
         case .fast:
-            result.prompt = fastPrompt(image: image, caption: caption, maxFlavors: options.maxFlavors)
+            result.prompt = try fastPrompt(image: image, caption: caption, maxFlavors: options.maxFlavors)
         case .negative:
             result.negativePrompt = try negativePrompt(image: image, maxFlavors: options.maxFlavors)
         case .analyze:

@@ -32,7 +32,7 @@ final class ChainSearchTests: XCTestCase {
         let cached = try Self.makeInterrogator(reusePrefix: true, flavorCount: 300)
         let full = try Self.makeInterrogator(reusePrefix: false, flavorCount: 300)
         let image = try cached.imageEmbedding([ImageDecoder.decode(contentsOf: Fixtures.url("blip/image0.png"))])
-        let phrases = cached.tables.merged.rankLabels(image, topCount: 400, method: .chunked(chunkSize: 2048))
+        let phrases = try cached.labelTables().merged.rankLabels(image, topCount: 400, method: .chunked(chunkSize: 2048))
         for reverse in [false, true] {
             var cachedSteps: [(Int, [String], [Float])] = [], fullSteps: [(Int, [String], [Float])] = []
             let start: (String, Float)? = reverse ? nil : ("a tiny random caption", try cached.similarity(image, "a tiny random caption"))

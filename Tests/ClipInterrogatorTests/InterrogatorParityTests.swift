@@ -46,7 +46,7 @@ final class InterrogatorParityTests: XCTestCase {
 
     func testLabelTablesHashAsTheReferences() throws {
         let (interrogator, golden) = try interrogator()
-        let tables = interrogator.tables
+        let tables = try interrogator.labelTables()
         for (name, table) in [("artists", tables.artists), ("flavors", tables.flavors), ("mediums", tables.mediums),
                               ("movements", tables.movements), ("trendings", tables.trendings), ("negative", tables.negative)] {
             XCTAssertEqual(table.labels.count, golden.tables[name]?.count, name)
@@ -77,8 +77,8 @@ final class InterrogatorParityTests: XCTestCase {
                                    "\(expected.file) \(mode): '\(a)' vs '\(b)' differ beyond a tokenisation tie")
                 }
             }
-            check(interrogator.fastPrompt(image: features, caption: caption), expected.fast, "fast")
-            check(interrogator.classicPrompt(image: features, caption: caption), expected.classic, "classic")
+            check(try interrogator.fastPrompt(image: features, caption: caption), expected.fast, "fast")
+            check(try interrogator.classicPrompt(image: features, caption: caption), expected.classic, "classic")
             check(try interrogator.bestPrompt(image: features, caption: caption), expected.best, "best")
             check(try interrogator.negativePrompt(image: features), expected.negative, "negative")
 
@@ -96,8 +96,9 @@ final class InterrogatorParityTests: XCTestCase {
     func testCachesInterchangeWithTheReference() throws {
         let (interrogator, _) = try interrogator()
         let reference = LabelEmbeddingCache(directory: Fixtures.url("interrogator/cache"), modelName: "tiny/random")
-        for (name, table) in [("mediums", interrogator.tables.mediums), ("movements", interrogator.tables.movements),
-                              ("trendings", interrogator.tables.trendings), ("negative", interrogator.tables.negative)] {
+        let tables = try interrogator.labelTables()
+        for (name, table) in [("mediums", tables.mediums), ("movements", tables.movements),
+                              ("trendings", tables.trendings), ("negative", tables.negative)] {
             let loaded = try XCTUnwrap(reference.load(table: name, labels: table.labels), "\(name): the reference's cache loads")
             let ours = try Data(contentsOf: LabelEmbeddingCache(directory: Self.cacheDirectory, modelName: "tiny/random").fileURL(table: name))
             // Rewrite the reference's embeddings with our writer: the very same bytes.
