@@ -24,6 +24,10 @@ public struct InterrogatorConfiguration: Sendable {
     public var flavorIntermediateCount: Int = 2048
     /// Where label embeddings are cached (`cache_path`); nil disables caching.
     public var cacheDirectory: URL?
+    /// A read-only folder of label caches in the reference's format, searched
+    /// when ``cacheDirectory`` has none: the reference's published caches
+    /// (``ReferenceCaches``), as its `download_cache` uses them.
+    public var precomputedCacheDirectory: URL?
     /// Threads for BLAS and the kernels; nil keeps the current setting.
     public var threads: Int?
     /// Receives progress reports (caption, cache building, chain steps); nil is quiet.

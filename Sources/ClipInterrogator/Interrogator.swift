@@ -154,7 +154,7 @@ public final class Interrogator: Sendable {
 }
 
 /// Loads label tables from the cache or builds them, reporting progress.
-private struct TableBuilder {
+struct TableBuilder {
     let clip: CLIPModel
     let tokenizer: CLIPTokenizer
     let configuration: InterrogatorConfiguration
@@ -166,6 +166,12 @@ private struct TableBuilder {
         let cache = configuration.cacheDirectory.map { LabelEmbeddingCache(directory: $0, modelName: configuration.clipModelName) }
         if let cached = cache?.load(table: name, labels: labels) {
             return LabelTable(name: name, labels: labels, embeddings: cached)
+        }
+        let precomputed = configuration.precomputedCacheDirectory.map {
+            LabelEmbeddingCache(directory: $0, modelName: configuration.clipModelName)
+        }
+        if let published = precomputed?.load(table: name, labels: labels), published.shape[1] == clip.embeddingDimension {
+            return LabelTable(name: name, labels: labels, embeddings: published)
         }
         let dimension = clip.embeddingDimension
         var embeddings = Tensor(zeros: [labels.count, dimension])

@@ -111,6 +111,9 @@ struct Interrogate: ParsableCommand {
         let clipModel = try resolver.resolve(clip, files: HubFileSet.clip)
         // Label caches are named as the reference names them, so they interchange.
         configuration.clipModelName = clipModel.referenceName ?? clipModel.repository ?? clipModel.directory.lastPathComponent
+        if mode != .caption || negative {
+            configuration.precomputedCacheDirectory = ReferenceCaches.resolve(modelName: configuration.clipModelName, with: resolver)
+        }
         let needsCaption = subject == nil && [.best, .classic, .fast, .caption].contains(mode)
         let captionModel = needsCaption ? try resolver.resolve(caption, files: HubFileSet.blip) : nil
         let custom = try labels.map { path in

@@ -121,3 +121,24 @@ final class InterrogatorParityTests: XCTestCase {
         }
     }
 }
+
+/// Tables come from the reference's published caches when the own cache has none.
+final class PrecomputedCacheTests: XCTestCase {
+    func testPublishedCachesAreUsedAsTheyAre() throws {
+        let clip = try CLIPModel(directory: Fixtures.url("interrogator/clip"))
+        let tokenizer = try CLIPTokenizer(directory: Fixtures.url("clip-tokenizer"))
+        var configuration = InterrogatorConfiguration(clipModelName: "tiny/random")
+        configuration.precomputedCacheDirectory = Fixtures.url("interrogator/cache")
+        let builder = TableBuilder(clip: clip, tokenizer: tokenizer, configuration: configuration)
+        let mediums = try ReferenceLabels.list(.mediums)
+        let table = try builder.table("mediums", mediums)
+        let published = try XCTUnwrap(LabelEmbeddingCache(directory: Fixtures.url("interrogator/cache"), modelName: "tiny/random")
+            .load(table: "mediums", labels: mediums))
+        XCTAssertEqual(table.segments[0].withUnsafeBytes { Array($0) }, published.withUnsafeBytes { Array($0) },
+                       "the published embeddings, bit for bit")
+        // A table the published caches lack (or whose labels differ) is computed.
+        var custom = mediums
+        custom[0] = "a different first label"
+        XCTAssertEqual(try builder.table("mediums", custom).labels, custom)
+    }
+}
