@@ -22,6 +22,11 @@ stages 2-5 use max(2, runs // 3) runs, as the Swift side does):
      similarity with an image feature, argmax (--chain-candidates, default 2048).
   5  BLIP-large (random weights): the vision tower on one 384x384 image; generate with
      exactly 20 new tokens, greedy and num_beams=3.
+  6  (only with --stage 6 --checkpoints DIR, in a fresh process) clip-interrogator 0.6.0 itself:
+     time to load the ViT-L/14 and BLIP-large checkpoints that `interrogate-bench
+     --write-checkpoints DIR` wrote (transformers from_pretrained, F32), the BLIP processor and
+     the Interrogator with its label tables from DIR/cache (each cache checked to be a hit
+     first), then one interrogate_fast on FullInterrogation's 640x480 image; peak RSS.
 
 Other options: --text-labels N, --chain-candidates N (subsets for a slow machine; the
 count is in the measurement's name), --clip-attn eager|sdpa (default eager),
@@ -366,6 +371,164 @@ def blip_stage(runs):
 
 
 # ---------------------------------------------------------------------------------------------
+# stage 6: the reference (clip-interrogator 0.6.0 itself) loading from files + one fast interrogation
+# ---------------------------------------------------------------------------------------------
+
+STAGE6_MODEL_NAME = "bench/ViT-L-14-synthetic"     # FullInterrogation.cacheModelName
+OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
+OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+def install_open_clip_standin():
+    """sys.modules['open_clip'] as make_interrogator_fixtures.py builds it: open_clip's own
+    tokenizer / pretrained files, get_tokenizer -> SimpleTokenizer(context_length=77)."""
+    tokenizer_mod = open_clip_tokenizer_module()
+    pkg = sys.modules["open_clip"]
+    pretrained_mod = importlib.import_module("open_clip.pretrained")
+
+    def get_tokenizer(model_name="", context_length=None, **kwargs):
+        return tokenizer_mod.SimpleTokenizer(context_length=context_length or CONTEXT)
+
+    def create_model_and_transforms(*args, **kwargs):
+        raise AssertionError("the models are injected through Config")
+
+    pkg.get_tokenizer = get_tokenizer
+    pkg.list_pretrained = pretrained_mod.list_pretrained
+    pkg.create_model_and_transforms = create_model_and_transforms
+    pkg.tokenizer = tokenizer_mod
+    return pkg
+
+
+class OpenClipLikeCLIP:
+    """What the reference uses of an open_clip model, over transformers' CLIPModel."""
+
+    def __init__(self, hf):
+        self.hf = hf
+
+    def encode_text(self, tokens):
+        return features(self.hf.get_text_features(input_ids=tokens))
+
+    def encode_image(self, images):
+        return features(self.hf.get_image_features(pixel_values=images))
+
+    def eval(self):
+        self.hf.eval()
+        return self
+
+    def to(self, *args, **kwargs):
+        self.hf.to(*args, **kwargs)
+        return self
+
+
+def clip_preprocess_224(img):
+    """open_clip's eval transform for OpenAI models (Resize(224, bicubic) on the shortest side,
+    CenterCrop(224), ToTensor, Normalize), without torchvision, as make_interrogator_fixtures.py."""
+    from PIL import Image
+    size = 224
+    w, h = img.size
+    short, long = (w, h) if w <= h else (h, w)
+    new_short, new_long = size, int(size * long / short)
+    new_w, new_h = (new_short, new_long) if w <= h else (new_long, new_short)
+    if (new_w, new_h) != (w, h):
+        img = img.resize((new_w, new_h), Image.Resampling.BICUBIC)
+    w, h = img.size
+    top, left = int(round((h - size) / 2.0)), int(round((w - size) / 2.0))
+    img = img.crop((left, top, left + size, top + size)).convert("RGB")
+    t = torch.from_numpy(np.array(img, dtype=np.uint8, copy=True)).permute(2, 0, 1).contiguous().float().div(255)
+    return t.sub_(torch.tensor(OPENAI_MEAN).view(-1, 1, 1)).div_(torch.tensor(OPENAI_STD).view(-1, 1, 1))
+
+
+def stage6_image():
+    """FullInterrogation.run's 640x480 image: UInt8(truncatingIfNeeded: i &* 2654435761 >> 13);
+    Swift's >> binds tighter than &*, so byte = (i * (2654435761 >> 13)) mod 256."""
+    from PIL import Image
+    i = np.arange(640 * 480 * 3, dtype=np.int64)
+    pixels = ((i * (2_654_435_761 >> 13)) & 0xFF).astype(np.uint8).reshape(480, 640, 3)
+    return Image.fromarray(pixels, "RGB")
+
+
+def check_caches(cache_dir, tables):
+    """Every table's cache must be a hit: a miss would make the reference embed the labels.
+    Reads only the hash and the embeddings' shape (the peak RSS is measured afterwards)."""
+    import hashlib
+    from safetensors import safe_open
+    sanitized = STAGE6_MODEL_NAME.replace("/", "_").replace("@", "_")
+    for name, labels in tables:
+        path = os.path.join(cache_dir, f"{sanitized}_{name}.safetensors")
+        if not os.path.exists(path):
+            sys.exit(f"pytorch_bench.py: stage 6: {path} is missing (interrogate-bench --write-checkpoints DIR)")
+        digest = hashlib.sha256(",".join(labels).encode()).hexdigest()
+        with safe_open(path, framework="np") as f:
+            stored_hash = f.get_tensor("hash")
+            rows = f.get_slice("embeds").get_shape()[0]
+        if not np.array_equal(stored_hash, np.array([ord(c) for c in digest], dtype=np.int8)) or rows != len(labels):
+            sys.exit(f"pytorch_bench.py: stage 6: {path} does not match the reference's {name} table")
+
+
+def full_interrogation_stage(checkpoints, attn):
+    """Load time (both models from the checkpoint folder, processor, the reference's Interrogator
+    with its label tables from the caches) and one interrogate_fast on a 640x480 image."""
+    directory = os.path.abspath(checkpoints)
+    tables = reference_tables() + [("negative", load_list("negative.txt"))]
+    check_caches(os.path.join(directory, "cache"), tables)
+    # imports are not timed (the Swift side's load starts in a running process too)
+    install_open_clip_standin()
+    from transformers import BlipConfig, BlipForConditionalGeneration, BlipProcessor, CLIPConfig, CLIPModel
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import clip_interrogator.clip_interrogator as ci_mod
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        # The folders' config.json carry only the shape fields (no model_type): read them with the
+        # model's own config class, as from_pretrained does for a real checkpoint.
+        clip_config = CLIPConfig.from_pretrained(os.path.join(directory, "clip"))
+        clip_config._attn_implementation = attn
+        hf_clip, clip_info = CLIPModel.from_pretrained(os.path.join(directory, "clip"), config=clip_config,
+                                                       dtype=torch.float32, attn_implementation=attn,
+                                                       output_loading_info=True)
+        hf_clip.eval()
+        blip_config = BlipConfig.from_pretrained(os.path.join(directory, "blip"))
+        blip, blip_info = BlipForConditionalGeneration.from_pretrained(os.path.join(directory, "blip"),
+                                                                       config=blip_config, dtype=torch.float32,
+                                                                       output_loading_info=True)
+        blip.eval()
+        processor = BlipProcessor.from_pretrained(os.path.join(directory, "blip"))
+        cfg = ci_mod.Config(clip_model_name=STAGE6_MODEL_NAME, cache_path=os.path.join(directory, "cache"),
+                            download_cache=False, device="cpu", quiet=True)
+        cfg.clip_model, cfg.clip_preprocess = OpenClipLikeCLIP(hf_clip), clip_preprocess_224
+        cfg.caption_model, cfg.caption_processor = blip, processor
+        ci = ci_mod.Interrogator(cfg)
+    loaded = time.perf_counter()
+    load_peak = peak_resident_mb()
+    for label, info in [("CLIP", clip_info), ("BLIP", blip_info)]:
+        missing, unexpected = list(info.get("missing_keys", [])), list(info.get("unexpected_keys", []))
+        print(f"  {label} checkpoint: {len(missing)} missing {missing[:4]}, {len(unexpected)} unexpected "
+              f"{unexpected[:4]}", flush=True)
+    for name, labels in tables:
+        assert len(getattr(ci, name).embeds) == len(labels), name
+    image = stage6_image()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        prompt = ci.interrogate_fast(image)
+    done = time.perf_counter()
+    print(f"  prompt: {prompt[:120]}...", flush=True)
+    stage = "6 full interrogation"
+
+    def single(name, seconds, peak, items=None):
+        return {"stage": stage, "name": name, "runs": 1, "medianSeconds": seconds, "minSeconds": seconds,
+                "maxSeconds": seconds, "gflops": None, "itemsPerSecond": None if items is None else items / seconds,
+                "peakResidentMB": peak}
+
+    return [single(STAGE6_LOAD, loaded - start, load_peak),
+            single(STAGE6_FAST, done - loaded, peak_resident_mb(), items=1.0)]
+
+
+STAGE6_LOAD = "load ViT-L/14 + BLIP-large + label caches from files"
+STAGE6_FAST = "fast-mode interrogation, one 640x480 image"
+
+
+# ---------------------------------------------------------------------------------------------
 
 def metadata(threads):
     cpu = "unknown"
@@ -393,7 +556,7 @@ def metadata(threads):
 
 def main():
     parser = argparse.ArgumentParser(description="PyTorch side of interrogate-bench")
-    parser.add_argument("--stage", help="run one stage (1-5)")
+    parser.add_argument("--stage", help="run one stage (1-5; 6 only when named, with --checkpoints)")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
                         help="torch.set_num_threads (default: the number of processors, as the Swift side)")
     parser.add_argument("--runs", type=int, default=10)
@@ -405,6 +568,8 @@ def main():
     parser.add_argument("--chain-candidates", type=int, default=2048,
                         help="stage 4: candidates in the rank_top batch (default 2048, the reference's)")
     parser.add_argument("--clip-attn", default="eager", choices=["eager", "sdpa"])
+    parser.add_argument("--checkpoints", metavar="DIR",
+                        help="stage 6 (only with --stage 6): the folder interrogate-bench --write-checkpoints DIR wrote")
     args = parser.parse_args()
 
     threads = max(1, args.threads)
@@ -431,6 +596,10 @@ def main():
         results += chain_step_stage(model_runs, args.chain_candidates, args.clip_attn)
     if wanted("5"):
         results += blip_stage(model_runs)
+    if args.stage == "6":
+        if not args.checkpoints:
+            parser.error("--stage 6 needs --checkpoints DIR (written by interrogate-bench --write-checkpoints DIR)")
+        results += full_interrogation_stage(args.checkpoints, args.clip_attn)
     print_table(results)
     if args.json:
         with open(args.json, "w") as f:

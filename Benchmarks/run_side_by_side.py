@@ -14,6 +14,12 @@ for each requested stage, one process per side: `.build/release/interrogate-benc
 OPENBLAS_CORETYPE=NAME in its environment (OpenBLAS 0.3.21 picks its slow Prescott kernel on
 CPUs it does not know), reported in extra columns.
 
+Stage 6 (only when asked for: --stage 6) is load time and peak memory of a whole interrogation
+in a fresh process: `interrogate-bench --full-interrogation DIR` against `pytorch_bench.py
+--stage 6 --checkpoints DIR` (clip-interrogator 0.6.0 itself, models and label caches from the
+same files); DIR (--checkpoints) is written first with `interrogate-bench --write-checkpoints
+DIR` (about 3.7 GB) when missing. Peak RSS is per process, so per stage.
+
 Measurements are matched by (stage, name). Where the two sides measure different methods
 of the same work, the pairs are listed in MAPPINGS below and compared per item (labels or
 candidates): ratio = Swift seconds per item / PyTorch seconds per item. Otherwise
@@ -40,7 +46,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SWIFT_BIN = os.path.join(ROOT, ".build", "release", "interrogate-bench")
 PYTORCH_BENCH = os.path.join(ROOT, "Benchmarks", "pytorch_bench.py")
 DEFAULT_PYTHON = os.path.join(ROOT, ".venv-ref", "bin", "python")
-ALL_STAGES = ["1", "2", "3", "4", "5"]
+ALL_STAGES = ["1", "2", "3", "4", "5"]           # the default; stage 6 only when asked for
+KNOWN_STAGES = ALL_STAGES + ["6"]
+DEFAULT_CHECKPOINTS = os.path.join(tempfile.gettempdir(), "interrogate-bench-checkpoints")
+# pytorch_bench.py's stage 6 names (the Swift side prints a report; converted to these)
+STAGE6 = "6 full interrogation"
+STAGE6_LOAD = "load ViT-L/14 + BLIP-large + label caches from files"
+STAGE6_FAST = "fast-mode interrogation, one 640x480 image"
 
 # Explicit pairs where the two sides' names differ: (stage, Swift name regex, PyTorch name regex, note).
 # Compared per item (both report items/s). A PyTorch row may pair with several Swift rows.
@@ -105,9 +117,13 @@ def read_json(path):
         return json.load(f)
 
 
-def items_per_run(m):
-    ips = m.get("itemsPerSecond")
-    return None if ips is None else ips * m["medianSeconds"]
+def swift_stage6_measurements(report):
+    """FullInterrogation.Report -> measurements named as pytorch_bench.py's stage 6."""
+    def single(name, seconds, items=None):
+        return {"stage": STAGE6, "name": name, "runs": 1, "medianSeconds": seconds, "minSeconds": seconds,
+                "maxSeconds": seconds, "itemsPerSecond": None if items is None else items / seconds,
+                "peakResidentMB": report["peakResidentMB"]}
+    return [single(STAGE6_LOAD, report["loadSeconds"]), single(STAGE6_FAST, report["interrogateSeconds"], 1.0)]
 
 
 def pair(stage, swift_rows, pytorch_rows):
@@ -155,6 +171,10 @@ def fmt_ratio(r):
     return "" if r is None else f"{r:.2f}×"
 
 
+def fmt_mb(m):
+    return "" if m is None else f"{m['peakResidentMB']:.0f} MB"
+
+
 def fmt_load(load):
     return "n/a" if load is None else "/".join(f"{x:.2f}" for x in load)
 
@@ -166,7 +186,7 @@ def fmt_gflops(m):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--stage", action="append",
-                    help="stage(s) to run: 1-5, repeatable or comma-separated (default: all)")
+                    help="stage(s) to run: 1-6, repeatable or comma-separated (default: 1-5; 6 only when named)")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="threads for both sides")
     ap.add_argument("--runs", type=int, default=10, help="passed to both sides (stages 2-5 use max(2, runs // 3))")
     ap.add_argument("--markdown", help="write the Markdown report here")
@@ -177,6 +197,9 @@ def main():
     ap.add_argument("--pytorch-arg", action="append", default=[],
                     help="extra argument for pytorch_bench.py (e.g. --pytorch-arg=--text-labels=2048)")
     ap.add_argument("--no-build", action="store_true", help="use the existing .build/release/interrogate-bench")
+    ap.add_argument("--checkpoints", default=DEFAULT_CHECKPOINTS, metavar="DIR",
+                    help="stage 6: checkpoint folder (written with interrogate-bench --write-checkpoints DIR, "
+                         "about 3.7 GB, when DIR/clip/model.safetensors is missing; default %(default)s)")
     ap.add_argument("--work-dir", help="folder for the raw per-run JSON files (default: a new temporary folder)")
     args = ap.parse_args()
 
@@ -184,8 +207,8 @@ def main():
     for item in args.stage or ALL_STAGES:
         for s in item.split(","):
             s = s.strip()
-            if s not in ALL_STAGES:
-                ap.error(f"unknown stage {s!r} (1-5)")
+            if s not in KNOWN_STAGES:
+                ap.error(f"unknown stage {s!r} (1-6)")
             if s not in stages:
                 stages.append(s)
     threads = max(1, args.threads)
@@ -217,10 +240,20 @@ def main():
     failures = []
 
     common = ["--threads", str(threads), "--runs", str(args.runs)]
+    checkpoints = os.path.abspath(args.checkpoints)
+    if "6" in stages and not os.path.exists(os.path.join(checkpoints, "clip", "model.safetensors")):
+        rc, _ = run_logged([SWIFT_BIN, "--write-checkpoints", checkpoints], log=commands)
+        if rc != 0:
+            failures.append(f"interrogate-bench --write-checkpoints: exit {rc}")
+            stages = [s for s in stages if s != "6"]
     for stage in stages:
         for key, side in swift_runs.items():
             out = os.path.join(work, f"swift-{key}-stage{stage}.json")
-            cmd = [SWIFT_BIN, "--stage", stage] + common + ["--json", out]
+            if stage == "6":
+                # a fresh process; the report is printed as JSON (FullInterrogation.Report)
+                cmd = [SWIFT_BIN, "--threads", str(threads), "--full-interrogation", checkpoints]
+            else:
+                cmd = [SWIFT_BIN, "--stage", stage] + common + ["--json", out]
             env = dict(base_env, **side["env"])
             if side["env"]:
                 print(f"(environment: {env_line(side['env'])})")
@@ -229,6 +262,14 @@ def main():
             first = output.splitlines()[0] if output else ""
             if first.startswith("threads:") and side["blas"] is None:
                 side["blas"] = first
+            if stage == "6" and rc == 0:
+                try:
+                    report = json.loads(output[output.index("{"):output.rindex("}") + 1])
+                    side["results"] += swift_stage6_measurements(report)
+                    side["stage6_report"] = report
+                except ValueError as e:
+                    failures.append(f"Swift ({key}) stage 6: unreadable report ({e})")
+                continue
             if rc != 0 or not os.path.exists(out):
                 failures.append(f"Swift ({key}) stage {stage}: exit {rc}")
                 continue
@@ -236,7 +277,7 @@ def main():
         out = os.path.join(work, f"pytorch-stage{stage}.json")
         meta = os.path.join(work, "pytorch-meta.json")
         cmd = [args.python, PYTORCH_BENCH, "--stage", stage] + common + ["--json", out, "--meta", meta] \
-            + args.pytorch_arg
+            + (["--checkpoints", checkpoints] if stage == "6" else []) + args.pytorch_arg
         rc, output = run_logged(cmd, log=commands)
         commands[-1]["env"] = {}
         if output and pytorch["header"] is None:
@@ -273,7 +314,7 @@ def main():
 
     # -- table ---------------------------------------------------------------------------------
     header = ["stage", "name", "Swift median", "PyTorch median", "ratio (Swift/PyTorch)", "Swift GFLOP/s",
-              "PyTorch GFLOP/s"]
+              "PyTorch GFLOP/s", "Swift peak RSS", "PyTorch peak RSS"]
     if extra_label:
         header += [f"Swift {extra_label}", "ratio"]
     header += ["note"]
@@ -282,7 +323,7 @@ def main():
         name = r["name"] if r["pytorchName"] in (None, r["name"]) else f"{r['name']} ↔ {r['pytorchName']}"
         cells = [r["stage"], name, fmt_ms(r["swift"]), fmt_ms(r["pytorch"]),
                  fmt_ratio(r["ratio"]) + (" per item" if r["basis"] == "per item" and r["ratio"] else ""),
-                 fmt_gflops(r["swift"]), fmt_gflops(r["pytorch"])]
+                 fmt_gflops(r["swift"]), fmt_gflops(r["pytorch"]), fmt_mb(r["swift"]), fmt_mb(r["pytorch"])]
         if extra_label:
             cells += [fmt_ms(r["swiftExtra"]), fmt_ratio(r["ratioExtra"])]
         cells += [r["note"]]
@@ -321,6 +362,8 @@ def main():
                          "environment": swift_runs["extra"]["env"], "swift_blas_line": swift_runs["extra"]["blas"],
                          "selected_core": extra_core}},
         "pytorch": {"header": pytorch["header"], "meta": pytorch["meta"], "extra_args": args.pytorch_arg},
+        "swift_stage6_reports": {k: v["stage6_report"] for k, v in swift_runs.items() if "stage6_report" in v},
+        "checkpoints": checkpoints if "6" in stages else None,
         "mappings": [{"stage": s, "swift": a, "pytorch": b, "note": n} for s, a, b, n in MAPPINGS],
         "rows": rows,
         "raw": {"swift": swift_runs["default"]["results"], "swiftExtra": swift_runs.get("extra", {}).get("results"),

@@ -21,11 +21,12 @@ struct Measurement: Codable {
     var spreadPercent: Double { medianSeconds > 0 ? (maxSeconds - minSeconds) / 2 / medianSeconds * 100 : 0 }
 }
 
-/// Times `body` `runs` times after one warm-up run. `flops` (per run) gives GFLOP/s,
-/// `items` (per run) gives a rate.
-func measure(stage: String, _ name: String, runs: Int, flops: Double? = nil, items: Double? = nil,
+/// Times `body` `runs` times (at least once), after one warm-up run unless
+/// `warmUp` is false. `flops` (per run) gives GFLOP/s, `items` (per run) a rate.
+func measure(stage: String, _ name: String, runs: Int, warmUp: Bool = true, flops: Double? = nil, items: Double? = nil,
              _ body: () throws -> Void) rethrows -> Measurement {
-    try body()
+    let runs = max(1, runs)
+    if warmUp { try body() }
     var times: [Double] = []
     for _ in 0..<runs {
         let start = DispatchTime.now().uptimeNanoseconds
