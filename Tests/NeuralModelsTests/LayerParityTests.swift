@@ -34,7 +34,8 @@ final class LayerParityTests: XCTestCase {
     func testCLIPMLPWithBothActivations() throws {
         for prefix in ["clip_mlp_quick", "clip_mlp_gelu"] {
             let config = try metadataConfig(CLIPEncoderConfig.self, prefix)
-            let mlp = try CLIPMLP(root.scoped(prefix), config)
+            let mlp = try MLP(root.scoped(prefix), hiddenSize: config.hiddenSize, intermediateSize: config.intermediateSize,
+                              activation: config.hiddenAct)
             assertClose(mlp(try tensor("\(prefix).input")).floats(), try tensor("\(prefix).output").floats(), tolerance: 1e-4, prefix)
         }
     }

@@ -34,30 +34,6 @@ public struct BlipAttention: Sendable {
     }
 }
 
-/// BLIP's vision feed-forward block: `fc2(act(fc1(x)))`.
-public struct BlipMLP: Sendable {
-    /// `fc1`, hidden → intermediate.
-    public let fc1: Linear
-    /// `fc2`, intermediate → hidden.
-    public let fc2: Linear
-    /// The activation between them (`hidden_act`, exact GELU in BLIP).
-    public let activation: Activation
-
-    /// Loads `fc1` and `fc2`.
-    public init(_ weights: WeightScope, _ config: BlipVisionConfig) throws {
-        fc1 = try Linear(weights.scoped("fc1"), inFeatures: config.hiddenSize, outFeatures: config.intermediateSize)
-        fc2 = try Linear(weights.scoped("fc2"), inFeatures: config.intermediateSize, outFeatures: config.hiddenSize)
-        activation = config.hiddenAct
-    }
-
-    /// Applies the block over the last dimension.
-    public func callAsFunction(_ x: Tensor) -> Tensor {
-        var hidden = fc1(x)
-        hidden.withUnsafeMutableFloats { activate($0.baseAddress!, count: $0.count, activation) }
-        return fc2(hidden)
-    }
-}
-
 /// One pre-LayerNorm BLIP vision block:
 /// `h = x + attn(ln1(x))`, `out = h + mlp(ln2(h))`.
 public struct BlipEncoderLayer: Sendable {
@@ -68,14 +44,15 @@ public struct BlipEncoderLayer: Sendable {
     /// `layer_norm2`.
     public let layerNorm2: LayerNorm
     /// `mlp`.
-    public let mlp: BlipMLP
+    public let mlp: MLP
 
     /// Loads the block from its scope (`vision_model.encoder.layers.i`).
     public init(_ weights: WeightScope, _ config: BlipVisionConfig) throws {
         layerNorm1 = try LayerNorm(weights.scoped("layer_norm1"), size: config.hiddenSize, eps: config.layerNormEps)
         selfAttention = try BlipAttention(weights.scoped("self_attn"), config)
         layerNorm2 = try LayerNorm(weights.scoped("layer_norm2"), size: config.hiddenSize, eps: config.layerNormEps)
-        mlp = try BlipMLP(weights.scoped("mlp"), config)
+        mlp = try MLP(weights.scoped("mlp"), hiddenSize: config.hiddenSize, intermediateSize: config.intermediateSize,
+                      activation: config.hiddenAct)
     }
 
     /// Applies the block to `x` `[B, T, C]`.

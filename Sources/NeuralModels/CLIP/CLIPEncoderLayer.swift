@@ -137,30 +137,6 @@ public struct CLIPAttention: Sendable {
     }
 }
 
-/// CLIP's feed-forward block: `fc2(act(fc1(x)))`.
-public struct CLIPMLP: Sendable {
-    /// First projection (`fc1`), hidden → intermediate.
-    public let fc1: Linear
-    /// Second projection (`fc2`), intermediate → hidden.
-    public let fc2: Linear
-    /// The activation between them.
-    public let activation: Activation
-
-    /// Loads `fc1` and `fc2`.
-    public init(_ weights: WeightScope, _ config: CLIPEncoderConfig) throws {
-        fc1 = try Linear(weights.scoped("fc1"), inFeatures: config.hiddenSize, outFeatures: config.intermediateSize)
-        fc2 = try Linear(weights.scoped("fc2"), inFeatures: config.intermediateSize, outFeatures: config.hiddenSize)
-        activation = config.hiddenAct
-    }
-
-    /// Applies the block over the last dimension.
-    public func callAsFunction(_ x: Tensor) -> Tensor {
-        var hidden = fc1(x)
-        hidden.withUnsafeMutableFloats { activate($0.baseAddress!, count: $0.count, activation) }
-        return fc2(hidden)
-    }
-}
-
 /// One pre-LayerNorm CLIP encoder block:
 /// `h = x + attn(ln1(x))`, `out = h + mlp(ln2(h))`.
 public struct CLIPEncoderLayer: Sendable {
@@ -171,14 +147,15 @@ public struct CLIPEncoderLayer: Sendable {
     /// `layer_norm2`.
     public let layerNorm2: LayerNorm
     /// `mlp`.
-    public let mlp: CLIPMLP
+    public let mlp: MLP
 
     /// Loads the block from its scope (e.g. `text_model.encoder.layers.3`).
     public init(_ weights: WeightScope, _ config: CLIPEncoderConfig) throws {
         layerNorm1 = try LayerNorm(weights.scoped("layer_norm1"), size: config.hiddenSize, eps: config.layerNormEps)
         selfAttention = try CLIPAttention(weights.scoped("self_attn"), config)
         layerNorm2 = try LayerNorm(weights.scoped("layer_norm2"), size: config.hiddenSize, eps: config.layerNormEps)
-        mlp = try CLIPMLP(weights.scoped("mlp"), config)
+        mlp = try MLP(weights.scoped("mlp"), hiddenSize: config.hiddenSize, intermediateSize: config.intermediateSize,
+                      activation: config.hiddenAct)
     }
 
     /// Applies the block to `x` `[B, T, C]`; `causal` masks future tokens.
