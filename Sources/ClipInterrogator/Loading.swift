@@ -39,11 +39,10 @@ public struct BlipImageCaptioner: ImageCaptioning {
         let (height, width) = preprocessing.outputSize ?? (side, side)
         var options = self.options
         options.maxNewTokens = maxTokens
-        progress?(0, maxTokens)
-        let caption = try captioner.caption(pixelValues: Tensor(shape: [1, 3, height, width], scalars: pixels),
-                                            prompt: prompt, options: options)[0]
-        progress?(maxTokens, maxTokens)
-        return caption
+        var trace = GenerationTrace { calls in progress?(min(calls, maxTokens), maxTokens) }
+        let ids = try captioner.model.generate(pixelValues: Tensor(shape: [1, 3, height, width], scalars: pixels),
+                                               decoderPrompt: captioner.decoderPrompt(prompt), options: options, trace: &trace)
+        return captioner.decode(ids[0])
     }
 }
 
