@@ -22,6 +22,9 @@ public struct InterrogatorConfiguration: Sendable {
     /// How many flavors best and negative mode pre-select before the chain
     /// search (`flavor_intermediate_count`).
     public var flavorIntermediateCount: Int = 2048
+    /// The labels to rank; nil means clip-interrogator's own lists
+    /// (``LabelSet/reference()``).
+    public var labelSet: LabelSet?
     /// Where label embeddings are cached (`cache_path`); nil disables caching.
     public var cacheDirectory: URL?
     /// A read-only folder of label caches in the reference's format, searched

@@ -43,6 +43,9 @@ public final class Interrogator: Sendable {
         public let negative: LabelTable
         /// User tables, in the order given.
         public let custom: [LabelTable]
+        /// How analyses title a table, by table name (the reference's "artist",
+        /// "flavor", …); a table not listed is titled by its name.
+        public var titles: [String: String] = [:]
 
         /// The tables best and fast mode draw flavors from, merged in the
         /// reference's order (artists, flavors, mediums, movements, trendings), then
@@ -87,15 +90,14 @@ public final class Interrogator: Sendable {
         try builtTables.withLock { built in
             if let built { return built }
             let builder = TableBuilder(clip: clip, tokenizer: tokenizer, configuration: configuration)
-            let rawArtists = try ReferenceLabels.list(.artists)
+            let set = try configuration.labelSet ?? LabelSet.reference()
             let tables = LabelTables(
-                artists: try builder.table("artists", ReferenceLabels.artists(from: rawArtists)),
-                flavors: try builder.table("flavors", ReferenceLabels.list(.flavors)),
-                mediums: try builder.table("mediums", ReferenceLabels.list(.mediums)),
-                movements: try builder.table("movements", ReferenceLabels.list(.movements)),
-                trendings: try builder.table("trendings", ReferenceLabels.trendings),
-                negative: try builder.table("negative", ReferenceLabels.list(.negative)),
-                custom: try customTableLabels.map { try builder.table($0.name, $0.labels) })
+                artists: try builder.table(set.artists), flavors: try builder.table(set.flavors),
+                mediums: try builder.table(set.mediums), movements: try builder.table(set.movements),
+                trendings: try builder.table(set.trendings), negative: try builder.table(set.negative),
+                custom: try customTableLabels.map { try builder.table(LabelSet.List(name: $0.name, labels: $0.labels)) },
+                titles: Dictionary([set.artists, set.flavors, set.mediums, set.movements, set.trendings].map { ($0.name, $0.title) },
+                                   uniquingKeysWith: { first, _ in first }))
             built = tables
             return tables
         }
@@ -162,7 +164,8 @@ struct TableBuilder {
     /// Labels are encoded (and progress reported) in batches of this many.
     static let encodingBatch = 1024
 
-    func table(_ name: String, _ labels: [String]) throws -> LabelTable {
+    func table(_ list: LabelSet.List) throws -> LabelTable {
+        let (name, labels) = (list.name, list.labels)
         let cache = configuration.cacheDirectory.map { LabelEmbeddingCache(directory: $0, modelName: configuration.clipModelName) }
         if let cached = cache?.load(table: name, labels: labels) {
             return LabelTable(name: name, labels: labels, embeddings: cached)

@@ -57,11 +57,10 @@ extension Interrogator {
     /// embeddings, scored by encoding the winners afresh).
     public func analysis(image: [Float], count: Int = 5) throws -> [(table: String, matches: [(label: String, similarity: Float)])] {
         let tables = try labelTables()
-        let named = [("medium", tables.mediums), ("artist", tables.artists), ("movement", tables.movements),
-                     ("trending", tables.trendings), ("flavor", tables.flavors)] + tables.custom.map { ($0.name, $0) }
-        return try named.map { name, table in
+        let listed = [tables.mediums, tables.artists, tables.movements, tables.trendings, tables.flavors] + tables.custom
+        return try listed.map { table in
             let top = table.rankLabels(image, topCount: count, method: configuration.ranking)
-            return (name, Array(zip(top, try similarities(image, top))).map { (label: $0.0, similarity: $0.1) })
+            return (tables.titles[table.name] ?? table.name, Array(zip(top, try similarities(image, top))).map { (label: $0.0, similarity: $0.1) })
         }
     }
 

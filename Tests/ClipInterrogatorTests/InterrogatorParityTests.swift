@@ -131,7 +131,7 @@ final class PrecomputedCacheTests: XCTestCase {
         configuration.precomputedCacheDirectory = Fixtures.url("interrogator/cache")
         let builder = TableBuilder(clip: clip, tokenizer: tokenizer, configuration: configuration)
         let mediums = try ReferenceLabels.list(.mediums)
-        let table = try builder.table("mediums", mediums)
+        let table = try builder.table(LabelSet.List(name: "mediums", labels: mediums))
         let published = try XCTUnwrap(LabelEmbeddingCache(directory: Fixtures.url("interrogator/cache"), modelName: "tiny/random")
             .load(table: "mediums", labels: mediums))
         XCTAssertEqual(table.segments[0].withUnsafeBytes { Array($0) }, published.withUnsafeBytes { Array($0) },
@@ -139,6 +139,6 @@ final class PrecomputedCacheTests: XCTestCase {
         // A table the published caches lack (or whose labels differ) is computed.
         var custom = mediums
         custom[0] = "a different first label"
-        XCTAssertEqual(try builder.table("mediums", custom).labels, custom)
+        XCTAssertEqual(try builder.table(LabelSet.List(name: "mediums", labels: custom)).labels, custom)
     }
 }

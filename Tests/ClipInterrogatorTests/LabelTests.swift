@@ -29,6 +29,50 @@ final class LabelTests: XCTestCase {
     }
 
     /// The digests come from the PyPI wheel (Weights/fixtures/make_label_list_digests.py).
+    func testReferenceLabelSetKeepsTheReferencesCacheNames() throws {
+        let set = try LabelSet.reference()
+        let lists = [set.artists, set.flavors, set.mediums, set.movements, set.trendings, set.negative]
+        XCTAssertEqual(lists.map(\.name), ["artists", "flavors", "mediums", "movements", "trendings", "negative"])
+        XCTAssertEqual(lists.map(\.title), ["artist", "flavor", "medium", "movement", "trending", "negative"])
+        XCTAssertEqual(set.trendings.labels, ReferenceLabels.trendings)
+        XCTAssertEqual(set.artists.labels.count, 10530)
+    }
+
+    func testLabelSetFolderMapsRolesToLists() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("label-set-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        func write(_ name: String, _ text: String) throws {
+            try Data(text.utf8).write(to: folder.appendingPathComponent(name))
+        }
+        func loadError() -> LabelSet.LoadError? {
+            do { _ = try LabelSet(directory: folder); return nil } catch { return error as? LabelSet.LoadError }
+        }
+        let index = folder.appendingPathComponent("label-set.json").path
+        XCTAssertEqual(loadError(), .missingIndex(path: index))
+        try write("label-set.json", "[1, 2]")
+        XCTAssertEqual(loadError(), .invalidIndex(path: index, reason: "expected an object of role to list name"))
+        let roles = ["artists": "colors", "flavors": "shapes", "mediums": "colors", "movements": "colors",
+                     "trendings": "shapes", "negative": "colors"]
+        var partial = roles
+        partial["trendings"] = nil
+        try write("label-set.json", String(decoding: try JSONSerialization.data(withJSONObject: partial), as: UTF8.self))
+        guard case .invalidIndex(_, let reason)? = loadError() else { return XCTFail("a missing role is an invalid index") }
+        XCTAssertTrue(reason.contains("trendings"), reason)
+        var escaping = roles
+        escaping["negative"] = "../colors"
+        try write("label-set.json", String(decoding: try JSONSerialization.data(withJSONObject: escaping), as: UTF8.self))
+        XCTAssertEqual(loadError(), .invalidIndex(path: index, reason: "\"../colors\" is not a list name"))
+        try write("label-set.json", String(decoding: try JSONSerialization.data(withJSONObject: roles), as: UTF8.self))
+        XCTAssertEqual(loadError(), .missingList(path: folder.appendingPathComponent("colors.txt").path))
+        try write("colors.txt", "red\n green \nblue\n")
+        try write("shapes.txt", "circle\r\nsquare")
+        let set = try LabelSet(directory: folder)
+        XCTAssertEqual(set.mediums, LabelSet.List(name: "colors", labels: ["red", "green", "blue"]))
+        XCTAssertEqual(set.flavors.labels, ["circle", "square"])
+        XCTAssertEqual(set.trendings.title, "shapes")
+    }
+
     func testVendoredListsAreByteIdenticalToTheReferenceRelease() throws {
         let digests = try JSONDecoder().decode([String: String].self,
                                                from: Data(contentsOf: Fixtures.url("interrogator/list-digests.json")))
