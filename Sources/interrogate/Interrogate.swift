@@ -20,6 +20,7 @@ struct Interrogate: ParsableCommand {
             printed to standard error); 64 for invalid arguments.
 
             Examples:
+              interrogate --demo Docs/examples/a-red-square.png
               interrogate photo.jpg
               interrogate --mode fast --format json photo.jpg
               interrogate --folder ~/Pictures --recursive --format csv --output desc.csv --resume
@@ -41,11 +42,17 @@ struct Interrogate: ParsableCommand {
     @Option(name: .long, help: "best, classic, fast, negative, caption or analyze.")
     var mode: InterrogationMode = .best
 
-    @Option(name: .long, help: "The CLIP model (directory, repository id or reference name).")
-    var clip = "ViT-L-14/openai"
+    @Option(name: .long, help: "The CLIP model (directory, repository id or reference name; default ViT-L-14/openai).")
+    var clip: String?
 
-    @Option(name: .long, help: "The caption model (directory, repository id, blip-base or blip-large).")
-    var caption = "blip-large"
+    @Option(name: .long, help: "The caption model (directory, repository id, blip-base or blip-large; default blip-large).")
+    var caption: String?
+
+    @Flag(name: .long, help: "Use the demo models and labels in Weights/demo (coloured shapes only; no network).")
+    var demo = false
+
+    @Option(name: .long, help: "A label-set folder (label-set.json and its lists) to rank instead of the reference's lists.")
+    var labelSet: String?
 
     @Option(name: .long, help: "Style mode: use this text as the subject instead of a generated caption.")
     var subject: String?
@@ -91,37 +98,31 @@ struct Interrogate: ParsableCommand {
         if resume && output == nil { throw ValidationError("--resume needs --output FILE") }
         if let shard, parseShard(shard) == nil { throw ValidationError("--shard takes I/N with 1 ≤ I ≤ N, e.g. 2/4") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        if demo && (clip != nil || caption != nil) { throw ValidationError("--demo picks both models; leave out --clip and --caption") }
         if combine && resume { throw ValidationError("--combine writes one result; --resume does not apply") }
     }
 
     func run() throws {
         let items = try inputItems()
         let progress = quiet ? nil : ProgressPrinter()
-        if !quiet, let advice = Threading.blasAdvice { FileHandle.standardError.write(Data("note: \(advice)\n".utf8)) }
-        var configuration = InterrogatorConfiguration(clipModelName: clip)
+        if !quiet, !demo, let advice = Threading.blasAdvice { FileHandle.standardError.write(Data("note: \(advice)\n".utf8)) }
+        var configuration = demo ? try DemoModel.configuration() : InterrogatorConfiguration()
         configuration.threads = threads
-        configuration.cacheDirectory = URL(fileURLWithPath: cacheDir ?? defaultCacheDirectory())
+        // The demo's few labels embed in milliseconds: no cache unless asked for.
+        configuration.cacheDirectory = cacheDir.map { URL(fileURLWithPath: $0) }
+            ?? (demo ? nil : URL(fileURLWithPath: defaultCacheDirectory()))
         if let progress { configuration.progress = { progress.library($0) } }
-
-        var environment = try HubEnvironment.current()
-        if offline { environment.offline = true }
-        let downloads = quiet ? nil : DownloadPrinter()
-        var resolver = ModelResolver(environment: environment)
-        if let downloads { resolver.progress = { downloads.report($0) } }
-        let clipModel = try resolver.resolve(clip, files: HubFileSet.clip)
-        // Label caches are named as the reference names them, so they interchange.
-        configuration.clipModelName = clipModel.referenceName ?? clipModel.repository ?? clipModel.directory.lastPathComponent
-        if mode != .caption || negative {
-            configuration.precomputedCacheDirectory = ReferenceCaches.resolve(modelName: configuration.clipModelName, with: resolver)
-        }
+        if let labelSet { configuration.labelSet = try LabelSet(directory: URL(fileURLWithPath: labelSet)) }
         let needsCaption = subject == nil && [.best, .classic, .fast, .caption].contains(mode)
-        let captionModel = needsCaption ? try resolver.resolve(caption, files: HubFileSet.blip) : nil
+        let (clipDirectory, captionDirectory) = demo
+            ? (DemoModel.clipDirectory, needsCaption ? DemoModel.captionDirectory : nil)
+            : try resolveModels(&configuration, needsCaption: needsCaption)
         let custom = try labels.map { path in
             (name: URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent,
              labels: try LabelList.load(contentsOf: URL(fileURLWithPath: path)))
         }
         let interrogator = try Interrogator.load(
-            clipDirectory: clipModel.directory, captionDirectory: captionModel?.directory,
+            clipDirectory: clipDirectory, captionDirectory: captionDirectory,
             configuration: configuration, customTables: custom)
 
         var options = InterrogationOptions()
@@ -136,6 +137,24 @@ struct Interrogate: ParsableCommand {
         try writer.close()
         report(summary)
         if !summary.failures.isEmpty { throw ExitCode.failure }
+    }
+
+    /// The CLIP and caption checkpoint folders named by --clip and --caption (found
+    /// locally, in the hub cache or downloaded), with the label caches' model name set.
+    func resolveModels(_ configuration: inout InterrogatorConfiguration, needsCaption: Bool) throws -> (URL, URL?) {
+        var environment = try HubEnvironment.current()
+        if offline { environment.offline = true }
+        let downloads = quiet ? nil : DownloadPrinter()
+        var resolver = ModelResolver(environment: environment)
+        if let downloads { resolver.progress = { downloads.report($0) } }
+        let clipModel = try resolver.resolve(clip ?? "ViT-L-14/openai", files: HubFileSet.clip)
+        // Label caches are named as the reference names them, so they interchange.
+        configuration.clipModelName = clipModel.referenceName ?? clipModel.repository ?? clipModel.directory.lastPathComponent
+        if mode != .caption || negative {
+            configuration.precomputedCacheDirectory = ReferenceCaches.resolve(modelName: configuration.clipModelName, with: resolver)
+        }
+        let captionModel = needsCaption ? try resolver.resolve(caption ?? "blip-large", files: HubFileSet.blip) : nil
+        return (clipModel.directory, captionModel?.directory)
     }
 
     /// The images to process, named as results will show them.

@@ -78,7 +78,7 @@ final class CLITests: XCTestCase {
         let run = try interrogate(["--help"], models: false)
         XCTAssertEqual(run.status, 0)
         for option in ["--folder", "--recursive", "--mode", "--clip", "--caption", "--subject", "--labels", "--combine",
-                       "--format", "--output", "--sidecar", "--threads", "--cache-dir", "--quiet", "--offline", "--resume", "--shard"] {
+                       "--format", "--output", "--sidecar", "--threads", "--cache-dir", "--quiet", "--offline", "--resume", "--shard", "--demo", "--label-set"] {
             XCTAssertTrue(run.stdout.contains(option), "help mentions \(option)")
         }
     }
@@ -94,6 +94,31 @@ final class CLITests: XCTestCase {
         let styled = try interrogate(["--mode", "fast", "--subject", "a lighthouse", "--quiet", image])
         XCTAssertEqual(styled.status, 0, styled.stderr)
         XCTAssertTrue(styled.stdout.hasPrefix("a lighthouse, "), styled.stdout)
+    }
+
+    /// The README's first command: the demo pair, no network, no model options.
+    func testDemoRunsOfflineWithItsOwnLabels() throws {
+        struct Reference: Decodable {
+            struct Entry: Decodable { let caption: String; let fast: String }
+            let images: [Entry]
+        }
+        let reference = try JSONDecoder().decode(Reference.self, from: Data(contentsOf: Self.fixtures.appendingPathComponent("demo/reference.json")))
+        let image = Self.fixtures.appendingPathComponent("demo/heldout/00.png").path
+        let offline = ["HF_HUB_OFFLINE": "1", "HF_ENDPOINT": "http://127.0.0.1:9"]
+        let fast = try interrogate(["--demo", "--mode", "fast", image], models: false, environment: offline)
+        XCTAssertEqual(fast.status, 0, fast.stderr)
+        XCTAssertEqual(fast.stdout, reference.images[0].fast + "\n")
+        let analysis = try interrogate(["--demo", "--mode", "analyze", "--format", "json", "--quiet", image],
+                                       models: false, environment: offline)
+        XCTAssertEqual(analysis.status, 0, analysis.stderr)
+        for table in ["colors", "shapes", "styles", "backgrounds", "objects"] {
+            XCTAssertTrue(analysis.stdout.contains("\"\(table)\""), "analysis lists \(table): \(analysis.stdout)")
+        }
+        let conflicting = try interrogate(["--demo", "--clip", "ViT-B-32/openai", image], models: false)
+        XCTAssertEqual(conflicting.status, 64, conflicting.stderr)
+        let noSet = try interrogate(["--mode", "analyze", "--label-set", work.path, "--quiet", image])
+        XCTAssertNotEqual(noSet.status, 0)
+        XCTAssertTrue(noSet.stderr.contains("label-set.json"), noSet.stderr)
     }
 
     func testEveryFormat() throws {

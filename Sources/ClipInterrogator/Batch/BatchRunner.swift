@@ -144,11 +144,16 @@ public final class ProgressPrinter: @unchecked Sendable {
         }
     }
 
+    /// Tables with fewer labels than this embed in one quick batch: not reported.
+    static let smallestReportedTable = 1024
+
     /// Reports library progress (label tables, caption tokens, chain steps);
     /// on a terminal as a transient status line, otherwise only table building.
     public func library(_ event: InterrogatorProgress) {
         lock.lock(); defer { lock.unlock() }
         switch event {
+        case .buildingLabelTable(_, _, let total) where total < Self.smallestReportedTable:
+            break
         case let .buildingLabelTable(name, done, total):
             if interactive {
                 FileHandle.standardError.write(Data("\rembedding \(name) labels: \(done)/\(total)   ".utf8))
