@@ -148,8 +148,7 @@ struct Interrogate: ParsableCommand {
         var resolver = ModelResolver(environment: environment)
         if let downloads { resolver.progress = { downloads.report($0) } }
         let clipModel = try resolver.resolve(clip ?? "ViT-L-14/openai", files: HubFileSet.clip)
-        // Label caches are named as the reference names them, so they interchange.
-        configuration.clipModelName = clipModel.referenceName ?? clipModel.repository ?? clipModel.directory.lastPathComponent
+        configuration.clipModelName = try clipModel.labelCacheName()
         if mode != .caption || negative {
             configuration.precomputedCacheDirectory = ReferenceCaches.resolve(modelName: configuration.clipModelName, with: resolver)
         }

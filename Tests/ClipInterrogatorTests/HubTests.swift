@@ -142,6 +142,27 @@ final class HubTests: XCTestCase {
         XCTAssertEqual(fromSnapshot.repository, "openai/clip-vit-large-patch14")
         XCTAssertEqual(fromSnapshot.referenceName, "ViT-L-14/openai")
         XCTAssertEqual(fromSnapshot.commit, "abc")
+        XCTAssertEqual(try fromSnapshot.labelCacheName(), "ViT-L-14/openai", "reference caches interchange")
+    }
+
+    func testLocalCheckpointsOfTheSameFolderNameGetTheirOwnLabelCaches() throws {
+        let resolver = ModelResolver(environment: try unreachableEnvironment())
+        func checkpoint(_ parent: String, weights: [UInt8]) throws -> String {
+            let directory = temporary.appendingPathComponent(parent).appendingPathComponent("my-clip")
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            try Data("{}".utf8).write(to: directory.appendingPathComponent("config.json"))
+            try Data(weights).write(to: directory.appendingPathComponent("model.safetensors"))
+            return try resolver.resolve(directory.path, files: .clip).labelCacheName()
+        }
+        var random = SplitMix64(seed: 7)
+        let weights = (0..<3_000_000).map { _ in UInt8(truncatingIfNeeded: random.next()) }
+        var retrained = weights
+        retrained[1_500_000] ^= 1   // a byte in one of the sampled stretches (retraining changes them all)
+        let name = try checkpoint("a", weights: weights)
+        XCTAssertTrue(name.hasPrefix("my-clip-") && name.count == "my-clip-".count + 12, name)
+        XCTAssertEqual(try checkpoint("b", weights: weights), name, "a copy elsewhere shares the caches")
+        XCTAssertNotEqual(try checkpoint("c", weights: retrained), name)
+        XCTAssertNotEqual(try checkpoint("d", weights: Array(weights.dropLast())), name)
     }
 
     func testPrePopulatedCacheIsUsedWithoutNetwork() throws {

@@ -71,6 +71,46 @@ public struct ResolvedModel: Sendable, Equatable {
     public var referenceName: String? {
         repository.flatMap(ModelAliases.referenceName(forRepository:))
     }
+
+    /// The name to file this CLIP model's label-embedding caches under
+    /// (``InterrogatorConfiguration/clipModelName``): the reference's name when it
+    /// has one, so caches interchange with the reference's; else the repository
+    /// id; else, for a plain local directory, its name and a fingerprint of its
+    /// files (`my-clip-3f9a0c2b71d4`), so that two checkpoints in folders of the
+    /// same name, or one retrained in place, never share cache files (a cache
+    /// only checks its labels, not the model that embedded them).
+    ///
+    /// - Throws: when the directory's files cannot be read.
+    public func labelCacheName() throws -> String {
+        if let name = referenceName ?? repository { return name }
+        return "\(directory.lastPathComponent)-\(try Self.fingerprint(of: directory))"
+    }
+
+    /// 12 hex digits of a SHA-256 over `config.json` and, for every `.safetensors`
+    /// file (by name), its name, size, first and last MiB and 256 evenly spaced
+    /// 4 KiB samples: a few MB read however large the checkpoint, and different
+    /// whenever retraining or fine-tuning changes the weights.
+    static func fingerprint(of directory: URL) throws -> String {
+        var hasher = SHA256()
+        let config = directory.appendingPathComponent("config.json")
+        if let data = FileManager.default.contents(atPath: config.path) { hasher.update(data) }
+        let names = try FileManager.default.contentsOfDirectory(atPath: directory.path)
+            .filter { $0.hasSuffix(".safetensors") }.sorted()
+        for name in names {
+            let handle = try FileHandle(forReadingFrom: directory.appendingPathComponent(name))
+            defer { try? handle.close() }
+            let size = try handle.seekToEnd()
+            hasher.update(Array("\(name):\(size);".utf8))
+            let mebibyte: UInt64 = 1 << 20, sample: UInt64 = 4096
+            var ranges = [(0, min(size, mebibyte)), (size - min(size, mebibyte), min(size, mebibyte))]
+            ranges += (0..<256).map { (size * UInt64($0) / 256, min(sample, size - size * UInt64($0) / 256)) }
+            for (offset, length) in ranges {
+                try handle.seek(toOffset: offset)
+                hasher.update(try handle.read(upToCount: Int(length)) ?? Data())
+            }
+        }
+        return hasher.finalize().prefix(6).map { String(format: "%02x", $0) }.joined()
+    }
 }
 
 /// Finds a model's files: a local directory, a snapshot in the Hugging Face cache,
