@@ -7,7 +7,7 @@ trained with the reference library (transformers) and saved in exactly the Huggi
 the real checkpoints use (openai/clip-vit-*, Salesforce/blip-image-captioning-*), so every
 loader reads it like the real thing.
 
-Run from the repository root (about 12 minutes on one core of the 2-core build machine):
+Run from the repository root (about 15 minutes on one core of the 2-core build machine):
 
   .venv-ref/bin/python Weights/demo/train_demo.py                  # writes the files below
   .venv-ref/bin/python Weights/demo/train_demo.py --out /tmp/again # reproducibility check
@@ -44,12 +44,14 @@ the full list, and any other text still tokenizes (into smaller pieces).
 
 Training (all randomness from fixed seeds; torch runs on one thread, which makes reruns
 bit-identical on the same machine and leaves the other core free):
-  CLIP: contrastive loss where every image's text is its caption or one short text true of it
-  (a colour, a shape, "red circle", a style, a background, a layout); the targets are
-  multi-positive (text j is a positive of image i when it is true of image i), and a second term
-  ranks each label table against the image (what the interrogator's analyze does).
-  BLIP: BlipForConditionalGeneration's own captioning loss (teacher forcing; input ids start
-  with bos = [DEC], as generate() feeds them).
+  CLIP: contrastive loss where every image's text is its caption, its caption followed by a few
+  labels (each right or random, so the text may be false: what the chain search builds), or one
+  right label (a colour, a shape, "red circle", a style, a background, a layout); the targets are
+  multi-positive (text j is a positive of image i when every comma-separated part of it is true
+  of image i), and a second term ranks each label table against the image (what analyze does).
+  BLIP: its vision tower starts from the trained CLIP vision tower (the real BLIP also starts
+  from a pretrained ViT), then BlipForConditionalGeneration's own captioning loss (teacher
+  forcing; input ids start with bos = [DEC], as generate() feeds them).
 Evaluation uses the saved F16 files loaded in float32 (as the reference interrogator loads
 them): greedy generate(max_new_tokens=32) for captions, cosine ranking for the tables.
 """
