@@ -76,3 +76,9 @@ public func assertNMSE(_ actual: [Float], _ expected: [Float], limit: Double = 1
     XCTAssert(e <= limit, "\(what): normalised MSE \(e) > \(limit); first \(actual.prefix(4)) vs \(expected.prefix(4))",
               file: file, line: line)
 }
+
+/// `text` with every scalar outside printable ASCII written as `\u{hex}`, for
+/// failure messages about exotic text.
+public func escapedScalars(_ text: String) -> String {
+    text.unicodeScalars.map { $0.isASCII && $0.value >= 0x20 && $0.value < 0x7F ? String($0) : "\\u{\(String($0.value, radix: 16))}" }.joined()
+}
