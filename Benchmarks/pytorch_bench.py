@@ -39,22 +39,21 @@ the Swift side's where the workload is the same.
 
 import argparse
 import ast
-import importlib
 import importlib.util
 import json
-import math
 import os
 import platform
 import resource
 import sys
 import time
-import types
 import warnings
 
 import numpy as np
 import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "Weights", "fixtures"))
+from fixture_utils import install_open_clip_standin, open_clip_tokenizer_module  # noqa: E402
 DATA = os.path.join(ROOT, "Sources", "ClipInterrogator", "Resources", "data")
 CONTEXT = 77
 CHUNK_SIZE = 2048          # clip-interrogator 0.6.0 Config.chunk_size
@@ -183,23 +182,6 @@ def vit_flops(vision_config, images):
     per_layer = 2 * t * c * (4 * c + 2 * i) + 2 * 2 * t * t * c
     patch = 2 * (t - 1) * c * float(3 * p * p)
     return images * (layers * per_layer + patch)
-
-
-def open_clip_tokenizer_module():
-    """open_clip.tokenizer loaded from the installed open_clip folder without running the
-    package __init__ (which imports torchvision), as make_interrogator_fixtures.py does."""
-    if "open_clip.tokenizer" in sys.modules:
-        return sys.modules["open_clip.tokenizer"]
-    spec = importlib.util.find_spec("open_clip")
-    if spec is None or not spec.submodule_search_locations:
-        sys.exit("pytorch_bench.py: open_clip_torch is not installed")
-    folder = list(spec.submodule_search_locations)[0]
-    if "open_clip" not in sys.modules:
-        pkg = types.ModuleType("open_clip")
-        pkg.__path__ = [folder]
-        pkg.__file__ = None
-        sys.modules["open_clip"] = pkg
-    return importlib.import_module("open_clip.tokenizer")
 
 
 def reference_tokenizer():
@@ -379,26 +361,6 @@ OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
-def install_open_clip_standin():
-    """sys.modules['open_clip'] as make_interrogator_fixtures.py builds it: open_clip's own
-    tokenizer / pretrained files, get_tokenizer -> SimpleTokenizer(context_length=77)."""
-    tokenizer_mod = open_clip_tokenizer_module()
-    pkg = sys.modules["open_clip"]
-    pretrained_mod = importlib.import_module("open_clip.pretrained")
-
-    def get_tokenizer(model_name="", context_length=None, **kwargs):
-        return tokenizer_mod.SimpleTokenizer(context_length=context_length or CONTEXT)
-
-    def create_model_and_transforms(*args, **kwargs):
-        raise AssertionError("the models are injected through Config")
-
-    pkg.get_tokenizer = get_tokenizer
-    pkg.list_pretrained = pretrained_mod.list_pretrained
-    pkg.create_model_and_transforms = create_model_and_transforms
-    pkg.tokenizer = tokenizer_mod
-    return pkg
-
-
 class OpenClipLikeCLIP:
     """What the reference uses of an open_clip model, over transformers' CLIPModel."""
 
@@ -472,7 +434,7 @@ def full_interrogation_stage(checkpoints, attn):
     tables = reference_tables() + [("negative", load_list("negative.txt"))]
     check_caches(os.path.join(directory, "cache"), tables)
     # imports are not timed (the Swift side's load starts in a running process too)
-    install_open_clip_standin()
+    install_open_clip_standin(CONTEXT)
     from transformers import BlipConfig, BlipForConditionalGeneration, BlipProcessor, CLIPConfig, CLIPModel
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

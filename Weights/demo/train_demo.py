@@ -59,7 +59,6 @@ them): greedy generate(max_new_tokens=32) for captions, cosine ranking for the t
 import argparse
 import gzip
 import hashlib
-import importlib.util
 import json
 import math
 import os
@@ -76,6 +75,8 @@ from PIL import Image, ImageDraw, ImageFilter
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
+sys.path.insert(0, os.path.join(ROOT, "Weights", "fixtures"))
+from fixture_utils import open_clip_tokenizer_module  # noqa: E402
 SHARED = os.path.abspath(os.path.join(ROOT, "..", "shared", "data"))
 BPE_GZ = os.path.join(SHARED, "clip-bpe", "bpe_simple_vocab_16e6.txt.gz")
 HELDOUT_DIR = os.path.join(ROOT, "Tests", "Fixtures", "demo")
@@ -304,18 +305,6 @@ def world_words():
 def bert_vocab():
     """BERT's five special tokens, then the world's words ([DEC] = len(vocab) is not a token)."""
     return ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + world_words()
-
-
-def load_open_clip_tokenizer_module():
-    """open_clip/tokenizer.py by path (the package __init__ needs torchvision)."""
-    spec = importlib.util.find_spec("open_clip")
-    if spec is None:
-        sys.exit("open_clip_torch 3.3.0 is needed (pip install --no-deps open_clip_torch==3.3.0 ftfy regex)")
-    path = os.path.join(list(spec.submodule_search_locations)[0], "tokenizer.py")
-    mod_spec = importlib.util.spec_from_file_location("open_clip_tokenizer_by_path", path)
-    module = importlib.util.module_from_spec(mod_spec)
-    mod_spec.loader.exec_module(module)
-    return module
 
 
 def reduced_clip_merges(oc):
@@ -562,7 +551,8 @@ def caption_objects(text):
 
 
 @torch.no_grad()
-def evaluate(out_dir, scenes, images, oc):
+def evaluate(out_dir, oc, *pools):
+    """The metrics of each (scenes, images) pool, the saved files loaded once."""
     clip = transformers.CLIPModel.from_pretrained(os.path.join(out_dir, "clip"), dtype=torch.float32).eval()
     blip_dir = os.path.join(out_dir, "blip")
     blip = transformers.BlipForConditionalGeneration.from_pretrained(blip_dir, dtype=torch.float32).eval()
@@ -570,27 +560,30 @@ def evaluate(out_dir, scenes, images, oc):
     tokenizer = open_clip_tokenizer(oc, os.path.join(out_dir, "clip"))
     table_features = {name: F.normalize(features(clip.get_text_features(input_ids=tokenizer(labels))), dim=-1)
                       for name, labels in TABLES.items()}
-    image_features = F.normalize(features(clip.get_image_features(pixel_values=pixel_values(images))), dim=-1)
-    rows = []
-    for i, (scene, image) in enumerate(zip(scenes, images)):
-        inputs = processor(images=image, return_tensors="pt")
-        ids = blip.generate(**inputs, max_new_tokens=32)
-        text = processor.batch_decode(ids, skip_special_tokens=True)[0].strip()
-        top = {name: TABLES[name][int((image_features[i] @ feats.T).argmax())] for name, feats in table_features.items()}
-        rows.append({"caption": text, "top": top})
-    truth_objects = [{o[:2] for o in s["objects"]} for s in scenes]
-    truths = [scene_truth(s) for s in scenes]
-    n = len(scenes)
-    metrics = {
-        "images": n,
-        "caption_exact": sum(r["caption"] == caption(s) for r, s in zip(rows, scenes)) / n,
-        "caption_colour_and_shape": sum(caption_objects(r["caption"]) == t for r, t in zip(rows, truth_objects)) / n,
-        "top_colour_and_shape": sum(r["top"]["colors"] in t["colors"] and r["top"]["shapes"] in t["shapes"]
-                                    for r, t in zip(rows, truths)) / n,
-    }
-    for name in TABLES:
-        metrics[f"top_{name}"] = sum(r["top"][name] in t[name] for r, t in zip(rows, truths)) / n
-    return metrics
+    results = []
+    for scenes, images in pools:
+        image_features = F.normalize(features(clip.get_image_features(pixel_values=pixel_values(images))), dim=-1)
+        rows = []
+        for i, image in enumerate(images):
+            inputs = processor(images=image, return_tensors="pt")
+            ids = blip.generate(**inputs, max_new_tokens=32)
+            text = processor.batch_decode(ids, skip_special_tokens=True)[0].strip()
+            top = {name: TABLES[name][int((image_features[i] @ feats.T).argmax())] for name, feats in table_features.items()}
+            rows.append({"caption": text, "top": top})
+        truth_objects = [{o[:2] for o in s["objects"]} for s in scenes]
+        truths = [scene_truth(s) for s in scenes]
+        n = len(scenes)
+        metrics = {
+            "images": n,
+            "caption_exact": sum(r["caption"] == caption(s) for r, s in zip(rows, scenes)) / n,
+            "caption_colour_and_shape": sum(caption_objects(r["caption"]) == t for r, t in zip(rows, truth_objects)) / n,
+            "top_colour_and_shape": sum(r["top"]["colors"] in t["colors"] and r["top"]["shapes"] in t["shapes"]
+                                        for r, t in zip(rows, truths)) / n,
+        }
+        for name in TABLES:
+            metrics[f"top_{name}"] = sum(r["top"][name] in t[name] for r, t in zip(rows, truths)) / n
+        results.append(metrics)
+    return results
 
 
 # ============================================================================================
@@ -634,7 +627,7 @@ def main():
     def log(message):
         print(f"[{time.time() - started:7.1f}s] {message}", flush=True)
 
-    oc = load_open_clip_tokenizer_module()
+    oc = open_clip_tokenizer_module()
     clip_vocab = write_clip_tokenizer(oc, reduced_clip_merges(oc), clip_dir)
     clip_tokenizer = open_clip_tokenizer(oc, clip_dir)
     full = oc.SimpleTokenizer(bpe_path=BPE_GZ, context_length=77)
@@ -680,8 +673,7 @@ def main():
 
     t0 = time.time()
     held_scenes, held_images = make_pool(1, N_HELDOUT)
-    metrics = evaluate(out, held_scenes, held_images, oc)
-    train_metrics = evaluate(out, scenes[:N_HELDOUT], images[:N_HELDOUT], oc)
+    metrics, train_metrics = evaluate(out, oc, (held_scenes, held_images), (scenes[:N_HELDOUT], images[:N_HELDOUT]))
     timing["evaluation_s"] = round(time.time() - t0, 1)
     timing["total_s"] = round(time.time() - started, 1)
     log(f"held-out {metrics}")
