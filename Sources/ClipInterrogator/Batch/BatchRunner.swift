@@ -144,15 +144,13 @@ public final class ProgressPrinter: @unchecked Sendable {
         }
     }
 
-    /// Tables with fewer labels than this embed in one quick batch: not reported.
-    static let smallestReportedTable = 1024
-
     /// Reports library progress (label tables, caption tokens, chain steps);
     /// on a terminal as a transient status line, otherwise only table building.
     public func library(_ event: InterrogatorProgress) {
         lock.lock(); defer { lock.unlock() }
         switch event {
-        case .buildingLabelTable(_, _, let total) where total < Self.smallestReportedTable:
+        case .buildingLabelTable(_, _, let total) where total < TableBuilder.encodingBatch:
+            // Smaller tables embed in one quick batch: reporting them is noise.
             break
         case let .buildingLabelTable(name, done, total):
             if interactive {
