@@ -15,7 +15,7 @@ enum BlipStage {
 
     static func model() throws -> BlipForConditionalGeneration {
         let configuration = try JSONDecoder().decode(BlipConfiguration.self, from: Data(blipLarge.utf8))
-        return try BlipForConditionalGeneration(WeightScope(WeightStore(syntheticSeed: 2)), configuration: configuration)
+        return try BlipForConditionalGeneration(WeightScope(WeightStore(source: SyntheticWeights(seed: 2))), configuration: configuration)
     }
 
     static func run(runs: Int) throws -> [Measurement] {

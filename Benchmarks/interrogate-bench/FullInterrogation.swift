@@ -15,10 +15,10 @@ enum FullInterrogation {
         let clipDirectory = directory.appendingPathComponent("clip"), blipDirectory = directory.appendingPathComponent("blip")
         for folder in [clipDirectory, blipDirectory] { try manager.createDirectory(at: folder, withIntermediateDirectories: true) }
 
-        let clipStore = WeightStore(syntheticSeed: 1)
+        let clipWeights = SyntheticWeights(seed: 1)
         let clipConfiguration = try JSONDecoder().decode(CLIPConfiguration.self, from: Data(BenchmarkModels.vitL14.utf8))
-        let clip = try CLIPModel(configuration: clipConfiguration, weights: clipStore)
-        try SafeTensorsWriter.write(clipStore.synthesized, metadata: ["format": "pt"], to: clipDirectory.appendingPathComponent("model.safetensors"))
+        let clip = try CLIPModel(configuration: clipConfiguration, weights: WeightStore(source: clipWeights))
+        try SafeTensorsWriter.write(clipWeights.synthesized, metadata: ["format": "pt"], to: clipDirectory.appendingPathComponent("model.safetensors"))
         try Data(BenchmarkModels.vitL14.utf8).write(to: clipDirectory.appendingPathComponent("config.json"))
         for file in ["vocab.json", "merges.txt"] {
             try? manager.removeItem(at: clipDirectory.appendingPathComponent(file))
@@ -26,11 +26,11 @@ enum FullInterrogation {
                                  to: clipDirectory.appendingPathComponent(file))
         }
 
-        let blipStore = WeightStore(syntheticSeed: 2)
+        let blipWeights = SyntheticWeights(seed: 2)
         let blipConfiguration = try JSONDecoder().decode(BlipConfiguration.self, from: Data(BlipStage.blipLarge.utf8))
-        _ = try BlipForConditionalGeneration(WeightScope(blipStore), configuration: blipConfiguration)
+        _ = try BlipForConditionalGeneration(WeightScope(WeightStore(source: blipWeights)), configuration: blipConfiguration)
         // The tied LM-head weight is not stored, as in the real checkpoint.
-        var blipTensors = blipStore.synthesized
+        var blipTensors = blipWeights.synthesized
         blipTensors["text_decoder.cls.predictions.decoder.weight"] = nil
         try SafeTensorsWriter.write(blipTensors, metadata: ["format": "pt"], to: blipDirectory.appendingPathComponent("model.safetensors"))
         try Data(BlipStage.blipLarge.utf8).write(to: blipDirectory.appendingPathComponent("config.json"))
@@ -52,7 +52,7 @@ enum FullInterrogation {
         ]
         let d = clip.embeddingDimension
         for (index, (name, labels)) in tables.enumerated() {
-            var random = WeightStore(syntheticSeed: UInt64(10 + index)).syntheticTensor(shape: [labels.count, d])
+            var random = SyntheticWeights(seed: UInt64(10 + index)).tensor(shape: [labels.count, d])
             random.withUnsafeMutableFloats { l2NormalizeRows($0.baseAddress!, rows: labels.count, cols: d) }
             try cache.store(table: name, labels: labels, embeddings: random)
         }
@@ -71,7 +71,7 @@ enum FullInterrogation {
     /// run in a fresh process so the peak RSS is this work's alone.
     static func run(directory: URL) throws -> Report {
         let start = Date()
-        var configuration = InterrogatorConfiguration(clipModelName: cacheModelName)
+        var configuration = InterrogatorConfiguration(encoderName: cacheModelName)
         configuration.cacheDirectory = directory.appendingPathComponent("cache")
         let interrogator = try Interrogator.load(clipDirectory: directory.appendingPathComponent("clip"),
                                                  captionDirectory: directory.appendingPathComponent("blip"), configuration: configuration)

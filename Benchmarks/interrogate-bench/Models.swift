@@ -20,7 +20,7 @@ enum BenchmarkModels {
 
     static func clip(_ json: String, seed: UInt64 = 1) throws -> CLIPModel {
         let configuration = try JSONDecoder().decode(CLIPConfiguration.self, from: Data(json.utf8))
-        return try CLIPModel(configuration: configuration, weights: WeightStore(syntheticSeed: seed))
+        return try CLIPModel(configuration: configuration, weights: WeightStore(source: SyntheticWeights(seed: seed)))
     }
 
     /// Deterministic pseudo-random pixels `[batch, 3, size, size]` in roughly the

@@ -4,10 +4,16 @@ import NeuralCore
 /// Settings of an ``Interrogator``: what clip-interrogator's `Config` covers where
 /// it makes sense on a CPU.
 public struct InterrogatorConfiguration: Sendable {
-    /// The CLIP model's name as the reference spells it (`ViT-L-14/openai`); it
-    /// names the label-embedding cache files, so caches interchange with the
-    /// reference's.
-    public var clipModelName: String
+    /// The image–text encoder's name as the reference spells it
+    /// (`ViT-L-14/openai`); it names the label-embedding cache files, so caches
+    /// interchange with the reference's.
+    public var encoderName: String
+    /// The former name of ``encoderName``.
+    @available(*, deprecated, renamed: "encoderName")
+    public var clipModelName: String {
+        get { encoderName }
+        set { encoderName = newValue }
+    }
     /// Most new tokens a caption may have (`caption_max_length`).
     public var captionMaxLength: Int = 32
     /// Labels per chunk in the reference's chunked ranking (`chunk_size`).
@@ -36,10 +42,16 @@ public struct InterrogatorConfiguration: Sendable {
     /// Receives progress reports (caption, cache building, chain steps); nil is quiet.
     public var progress: (@Sendable (InterrogatorProgress) -> Void)?
 
-    /// A configuration for the CLIP model called `clipModelName`, with the
+    /// A configuration for the encoder called `encoderName`, with the
     /// reference's defaults for everything else.
-    public init(clipModelName: String = "ViT-L-14/openai") {
-        self.clipModelName = clipModelName
+    public init(encoderName: String = "ViT-L-14/openai") {
+        self.encoderName = encoderName
+    }
+
+    /// The former spelling of ``init(encoderName:)``.
+    @available(*, deprecated, renamed: "init(encoderName:)")
+    public init(clipModelName: String) {
+        self.init(encoderName: clipModelName)
     }
 
     /// The ranking method these settings select.

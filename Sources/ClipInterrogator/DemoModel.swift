@@ -28,13 +28,13 @@ public enum DemoModel {
     /// The demo label set (colours, shapes, styles, backgrounds, layouts).
     public static var labelDirectory: URL { directory.appendingPathComponent("labels") }
     /// The model name the demo's label caches are filed under.
-    public static let clipModelName = "demo"
+    public static let encoderName = "demo"
 
     /// A configuration for the demo: its model name and label set, the
     /// reference's defaults otherwise.
     public static func configuration() throws -> InterrogatorConfiguration {
         try requirePresent()
-        var configuration = InterrogatorConfiguration(clipModelName: clipModelName)
+        var configuration = InterrogatorConfiguration(encoderName: encoderName)
         configuration.labelSet = try LabelSet(directory: labelDirectory)
         return configuration
     }

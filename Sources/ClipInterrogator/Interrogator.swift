@@ -4,20 +4,18 @@ import NeuralModels
 import Synchronization
 
 /// Turns images into text-to-image prompts the way clip-interrogator 0.6.0 does:
-/// a caption, then CLIP-ranked labels (artists, flavors, mediums, movements,
-/// trending sites) assembled by one of the reference's modes.
+/// a caption, then labels (artists, flavors, mediums, movements, trending sites)
+/// ranked by an image–text encoder, assembled by one of the reference's modes.
 ///
-/// An interrogator is safe to share across concurrent tasks. The label tables'
-/// embeddings are loaded (or computed, and cached on disk in the reference's
-/// format when a cache directory is configured) on first use, once: caption-only
-/// work never needs them.
+/// The encoder is any ``ImageTextEncoder`` (CLIP is the first); the caption
+/// model any ``ImageCaptioning`` (BLIP is the first). An interrogator is safe to
+/// share across concurrent tasks. The label tables' embeddings are loaded (or
+/// computed, and cached on disk in the reference's format when a cache
+/// directory is configured) on first use, once: caption-only work never needs
+/// them.
 public final class Interrogator: Sendable {
-    /// The CLIP model that scores labels against images.
-    public let clip: CLIPModel
-    /// CLIP's tokenizer (open_clip-exact).
-    public let tokenizer: CLIPTokenizer
-    /// How images are prepared for CLIP's vision tower.
-    public let clipPreprocessing: CLIPImagePreprocessing
+    /// The image–text encoder that scores labels against images.
+    public let encoder: any ImageTextEncoder
     /// The caption model; nil when captions are always supplied (style mode).
     public let captioner: (any ImageCaptioning)?
     /// The settings.
@@ -27,44 +25,14 @@ public final class Interrogator: Sendable {
     /// The tables once built.
     private let builtTables: Mutex<LabelTables?>
 
-    /// The label tables an interrogator ranks.
-    public struct LabelTables: Sendable {
-        /// "by X" and "inspired by X" for every artist.
-        public let artists: LabelTable
-        /// ~100k style and content modifiers.
-        public let flavors: LabelTable
-        /// Media ("a watercolor painting", …).
-        public let mediums: LabelTable
-        /// Art movements.
-        public let movements: LabelTable
-        /// Site names and "trending on …" phrases.
-        public let trendings: LabelTable
-        /// Labels for negative prompts.
-        public let negative: LabelTable
-        /// User tables, in the order given.
-        public let custom: [LabelTable]
-        /// How analyses title a table, by table name (the reference's "artist",
-        /// "flavor", …); a table not listed is titled by its name.
-        public var titles: [String: String] = [:]
-
-        /// The tables best and fast mode draw flavors from, merged in the
-        /// reference's order (artists, flavors, mediums, movements, trendings), then
-        /// the user tables.
-        public var merged: LabelTable { LabelTable(merging: [artists, flavors, mediums, movements, trendings] + custom) }
-    }
-
-    /// An interrogator around `clip` (with its `tokenizer` and image
-    /// preprocessing) and a `captioner`.
+    /// An interrogator around `encoder` and `captioner`.
     ///
     /// - Parameter customTables: user label tables as (name, labels); the name also
     ///   names their cache file.
-    public init(clip: CLIPModel, tokenizer: CLIPTokenizer, clipPreprocessing: CLIPImagePreprocessing,
-                captioner: (any ImageCaptioning)?, configuration: InterrogatorConfiguration,
+    public init(encoder: any ImageTextEncoder, captioner: (any ImageCaptioning)?, configuration: InterrogatorConfiguration,
                 customTables: [(name: String, labels: [String])] = []) {
         if let threads = configuration.threads { Threading.setThreadCount(threads) }
-        self.clip = clip
-        self.tokenizer = tokenizer
-        self.clipPreprocessing = clipPreprocessing
+        self.encoder = encoder
         self.captioner = captioner
         self.configuration = configuration
         customTableLabels = customTables
@@ -72,15 +40,24 @@ public final class Interrogator: Sendable {
     }
 
     /// An interrogator over ready-made tables (tests use small ones).
-    init(clip: CLIPModel, tokenizer: CLIPTokenizer, clipPreprocessing: CLIPImagePreprocessing,
-         captioner: (any ImageCaptioning)?, configuration: InterrogatorConfiguration, tables: LabelTables) {
-        self.clip = clip
-        self.tokenizer = tokenizer
-        self.clipPreprocessing = clipPreprocessing
+    init(encoder: any ImageTextEncoder, captioner: (any ImageCaptioning)?, configuration: InterrogatorConfiguration,
+         tables: LabelTables) {
+        self.encoder = encoder
         self.captioner = captioner
         self.configuration = configuration
         customTableLabels = tables.custom.map { ($0.name, $0.labels) }
         builtTables = Mutex(tables)
+    }
+
+    /// Loads an interrogator from local Hugging Face checkpoint folders: a CLIP
+    /// model (``CLIPEncoder/init(directory:)``) and, unless nil, a BLIP captioning
+    /// model (``BlipCaptioner/init(directory:options:prompt:)``).
+    public static func load(clipDirectory: URL, captionDirectory: URL?, configuration: InterrogatorConfiguration,
+                            captionOptions: GenerationOptions = GenerationOptions(),
+                            customTables: [(name: String, labels: [String])] = []) throws -> Interrogator {
+        Interrogator(encoder: try CLIPEncoder(directory: clipDirectory),
+                     captioner: try captionDirectory.map { try BlipCaptioner(directory: $0, options: captionOptions) },
+                     configuration: configuration, customTables: customTables)
     }
 
     /// The reference's label tables and the user tables, with their embeddings:
@@ -89,7 +66,7 @@ public final class Interrogator: Sendable {
     public func labelTables() throws -> LabelTables {
         try builtTables.withLock { built in
             if let built { return built }
-            let builder = TableBuilder(clip: clip, tokenizer: tokenizer, configuration: configuration)
+            let builder = LabelTableBuilder(encoder: encoder, configuration: configuration)
             let set = try configuration.labelSet ?? LabelSet.reference()
             let tables = LabelTables(
                 artists: try builder.table(set.artists), flavors: try builder.table(set.flavors),
@@ -105,41 +82,19 @@ public final class Interrogator: Sendable {
 
     // MARK: Text scoring
 
-    /// Open_clip token ids of `text` (start and end tokens included, truncated to
-    /// the context with the end token last).
-    func tokens(_ text: String) -> [Int] {
-        tokenizer.encodeUnpadded(text).map { Int($0) }
-    }
-
-    /// L2-normalised CLIP embeddings of `texts`, `[N, D]`.
+    /// L2-normalised embeddings of `texts`, `[N, D]`.
     public func textEmbeddings(_ texts: [String]) throws -> Tensor {
-        try clip.textEmbeddings(texts.map(tokens))
+        try encoder.textEmbeddings(texts: texts)
     }
 
     /// Cosine similarity of each text with the image embedding `image`.
     public func similarities(_ image: [Float], _ texts: [String]) throws -> [Float] {
-        Self.dot(try textEmbeddings(texts), image)
+        try encoder.similarities(texts, to: image)
     }
 
     /// Cosine similarity of `text` with the image embedding `image`.
     public func similarity(_ image: [Float], _ text: String) throws -> Float {
         try similarities(image, [text])[0]
-    }
-
-    /// Rows of `embeddings` `[N, D]` dotted with `image`.
-    static func dot(_ embeddings: Tensor, _ image: [Float]) -> [Float] {
-        let (rows, d) = (embeddings.shape[0], embeddings.shape[1])
-        var result = [Float](repeating: 0, count: rows)
-        guard rows > 0 else { return result }
-        withExtendedLifetime(embeddings) {
-            sgemm(m: rows, n: 1, k: d, a: embeddings.unsafeFloatPointer, lda: d, b: image, ldb: 1, c: &result, ldc: 1)
-        }
-        return result
-    }
-
-    /// `_prompt_at_max_len`: whether `text` fills CLIP's whole context.
-    func promptAtMaxLength(_ text: String) -> Bool {
-        tokens(text).count >= tokenizer.contextLength
     }
 
     /// `_truncate_to_fit`: keeps the ", "-separated parts of `text` while they fit,
@@ -148,47 +103,9 @@ public final class Interrogator: Sendable {
         let parts = text.pythonSplit(", ")
         var result = parts[0]
         for part in parts.dropFirst() {
-            if promptAtMaxLength(result + part) { break }
+            if encoder.fillsContext(result + part) { break }
             result += ", " + part
         }
         return result
-    }
-}
-
-/// Loads label tables from the cache or builds them, reporting progress.
-struct TableBuilder {
-    let clip: CLIPModel
-    let tokenizer: CLIPTokenizer
-    let configuration: InterrogatorConfiguration
-
-    /// Labels are encoded (and progress reported) in batches of this many.
-    static let encodingBatch = 1024
-
-    func table(_ list: LabelSet.List) throws -> LabelTable {
-        let (name, labels) = (list.name, list.labels)
-        let cache = configuration.cacheDirectory.map { LabelEmbeddingCache(directory: $0, modelName: configuration.clipModelName) }
-        if let cached = cache?.load(table: name, labels: labels) {
-            return LabelTable(name: name, labels: labels, embeddings: cached)
-        }
-        let precomputed = configuration.precomputedCacheDirectory.map {
-            LabelEmbeddingCache(directory: $0, modelName: configuration.clipModelName)
-        }
-        if let published = precomputed?.load(table: name, labels: labels), published.shape[1] == clip.embeddingDimension {
-            return LabelTable(name: name, labels: labels, embeddings: published)
-        }
-        let dimension = clip.embeddingDimension
-        var embeddings = Tensor(zeros: [labels.count, dimension])
-        try embeddings.withUnsafeMutableFloats { rows in
-            for start in stride(from: 0, to: labels.count, by: Self.encodingBatch) {
-                let end = min(start + Self.encodingBatch, labels.count)
-                let ids = labels[start..<end].map { tokenizer.encodeUnpadded($0).map { Int($0) } }
-                try clip.textEmbeddings(ids).copyFloats(into: rows.baseAddress! + start * dimension)
-                configuration.progress?(.buildingLabelTable(name: name, done: end, total: labels.count))
-            }
-        }
-        // The reference keeps (and ranks with) the F16-rounded embeddings, cached or not.
-        let rounded = embeddings.converted(to: .f16)
-        try cache?.store(table: name, labels: labels, embeddings: rounded)
-        return LabelTable(name: name, labels: labels, embeddings: rounded)
     }
 }

@@ -68,9 +68,9 @@ extension Interrogator {
     /// `reverse`, decreases) its similarity to the image.
     ///
     /// Every step scores "current prompt, phrase" for all remaining phrases. The
-    /// candidates share the current prompt's tokens, so its hidden states are
-    /// computed once per step and only each phrase's own tokens run through the
-    /// text tower (``CLIPModel/textFeatures(_:continuing:)``).
+    /// candidates share the current prompt's tokens; an encoder that can share
+    /// them (``PrefixSharingTextEncoder``) computes them once per step and runs
+    /// only each phrase's own tokens through the text tower.
     ///
     /// The reference keeps the phrases in a Python `set`, so its iteration order
     /// (and with it the winner among exactly tied candidates, such as labels
@@ -108,20 +108,18 @@ extension Interrogator {
             configuration.progress?(.chainStep(name: name, step: step + 1, maxSteps: maxCount))
             guard score > current.similarity || step < minCount else { break }
             current = (prompt, score)
-            if promptAtMaxLength(current.prompt) { break }
+            if encoder.fillsContext(current.prompt) { break }
             remaining.remove(at: index)
         }
         return best.prompt
     }
 
-    /// Similarities of texts that all start with `prefix` followed by more text,
-    /// through the prefix-cached text tower.
+    /// Similarities of texts that all start with `prefix` followed by more text:
+    /// through the encoder's shared-prefix path when it has one.
     func continuationSimilarities(_ image: [Float], prefix: String, _ texts: [String]) throws -> [Float] {
-        var prefixTokens = tokens(prefix)
-        prefixTokens.removeLast() // the end token
-        let cache = try clip.textModel.prefixCache(prefixTokens)
-        let features = try clip.textFeatures(texts.map(tokens), continuing: cache)
-        return Self.dot(normalizedRows(features), image)
+        guard let sharing = encoder as? any PrefixSharingTextEncoder else { return try similarities(image, texts) }
+        let prefixTokens = Array(sharing.tokenize(prefix).dropLast()) // without the end token
+        return rowDotProducts(try sharing.textEmbeddings(texts.map(sharing.tokenize), sharingPrefix: prefixTokens), image)
     }
 
     /// The first index of the largest value (`argmax`).

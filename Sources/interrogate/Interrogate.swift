@@ -148,9 +148,9 @@ struct Interrogate: ParsableCommand {
         var resolver = ModelResolver(environment: environment)
         if let downloads { resolver.progress = { downloads.report($0) } }
         let clipModel = try resolver.resolve(clip ?? "ViT-L-14/openai", files: HubFileSet.clip)
-        configuration.clipModelName = try clipModel.labelCacheName()
+        configuration.encoderName = try clipModel.labelCacheName()
         if mode != .caption || negative {
-            configuration.precomputedCacheDirectory = ReferenceCaches.resolve(modelName: configuration.clipModelName, with: resolver)
+            configuration.precomputedCacheDirectory = ReferenceCaches.resolve(modelName: configuration.encoderName, with: resolver)
         }
         let captionModel = needsCaption ? try resolver.resolve(caption ?? "blip-large", files: HubFileSet.blip) : nil
         return (clipModel.directory, captionModel?.directory)

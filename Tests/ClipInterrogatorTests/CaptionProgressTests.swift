@@ -8,7 +8,7 @@ import XCTest
 /// Captioning reports progress token by token.
 final class CaptionProgressTests: XCTestCase {
     func testEveryGeneratedTokenIsReported() throws {
-        let captioner = try BlipImageCaptioner(directory: Fixtures.url("blip/tiny-base"))
+        let captioner = try BlipCaptioner(directory: Fixtures.url("blip/tiny-base"))
         let image = try ImageDecoder.decode(contentsOf: Fixtures.url("blip/image0.png"))
         let reports = Mutex<[Int]>([])
         let caption = try captioner.caption(image, maxTokens: 32) { done, total in

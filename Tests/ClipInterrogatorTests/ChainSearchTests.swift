@@ -11,7 +11,7 @@ final class ChainSearchTests: XCTestCase {
     static func makeInterrogator(reusePrefix: Bool, flavorCount: Int) throws -> Interrogator {
         let clip = try CLIPModel(directory: Fixtures.url("interrogator/clip"))
         let tokenizer = try CLIPTokenizer(directory: Fixtures.url("clip-tokenizer"))
-        var configuration = InterrogatorConfiguration(clipModelName: "tiny/random")
+        var configuration = InterrogatorConfiguration(encoderName: "tiny/random")
         configuration.reuseChainPrefix = reusePrefix
         func table(_ name: String, _ labels: [String]) throws -> LabelTable {
             let ids = labels.map { tokenizer.encodeUnpadded($0).map(Int.init) }
@@ -24,7 +24,7 @@ final class ChainSearchTests: XCTestCase {
             movements: try table("movements", try ReferenceLabels.list(.movements)),
             trendings: try table("trendings", ReferenceLabels.trendings),
             negative: try table("negative", try ReferenceLabels.list(.negative)), custom: [])
-        return Interrogator(clip: clip, tokenizer: tokenizer, clipPreprocessing: CLIPImagePreprocessing(size: 32),
+        return Interrogator(encoder: CLIPEncoder(model: clip, tokenizer: tokenizer, processor: CLIPImageProcessor(size: 32)),
                             captioner: nil, configuration: configuration, tables: tables)
     }
 

@@ -32,7 +32,7 @@ final class InterrogatorParityTests: XCTestCase {
     func interrogator() throws -> (Interrogator, Golden) {
         if let shared = Self.shared { return shared }
         let golden = try JSONDecoder().decode(Golden.self, from: Data(contentsOf: Fixtures.url("interrogator/golden.json")))
-        var configuration = InterrogatorConfiguration(clipModelName: "tiny/random")
+        var configuration = InterrogatorConfiguration(encoderName: "tiny/random")
         configuration.cacheDirectory = Self.cacheDirectory
         let interrogator = try Interrogator.load(clipDirectory: Fixtures.url("interrogator/clip"),
                                                  captionDirectory: Fixtures.url("blip/tiny-base"), configuration: configuration)
@@ -66,14 +66,14 @@ final class InterrogatorParityTests: XCTestCase {
             assertClose(features, expected.image_features, tolerance: 1e-5, "\(expected.file): image features")
 
             func check(_ prompt: String, _ reference: Golden.Prompt, _ mode: String) {
-                XCTAssertEqual(interrogator.tokens(prompt), reference.ids, "\(expected.file) \(mode): token ids")
+                XCTAssertEqual(interrogator.encoder.tokenize(prompt), reference.ids, "\(expected.file) \(mode): token ids")
                 // The text too, except where two labels tokenise identically: their
                 // similarities tie exactly, and the reference's order among them
                 // (torch.topk's, or a Python set's) is not reproducible.
                 let ours = prompt.pythonSplit(", "), theirs = reference.prompt.pythonSplit(", ")
                 XCTAssertEqual(ours.count, theirs.count, "\(expected.file) \(mode): \(prompt) vs \(reference.prompt)")
                 for (a, b) in zip(ours, theirs) where a != b {
-                    XCTAssertEqual(interrogator.tokens(a), interrogator.tokens(b),
+                    XCTAssertEqual(interrogator.encoder.tokenize(a), interrogator.encoder.tokenize(b),
                                    "\(expected.file) \(mode): '\(a)' vs '\(b)' differ beyond a tokenisation tie")
                 }
             }
@@ -127,9 +127,10 @@ final class PrecomputedCacheTests: XCTestCase {
     func testPublishedCachesAreUsedAsTheyAre() throws {
         let clip = try CLIPModel(directory: Fixtures.url("interrogator/clip"))
         let tokenizer = try CLIPTokenizer(directory: Fixtures.url("clip-tokenizer"))
-        var configuration = InterrogatorConfiguration(clipModelName: "tiny/random")
+        var configuration = InterrogatorConfiguration(encoderName: "tiny/random")
         configuration.precomputedCacheDirectory = Fixtures.url("interrogator/cache")
-        let builder = TableBuilder(clip: clip, tokenizer: tokenizer, configuration: configuration)
+        let encoder = CLIPEncoder(model: clip, tokenizer: tokenizer, processor: CLIPImageProcessor(size: 32))
+        let builder = LabelTableBuilder(encoder: encoder, configuration: configuration)
         let mediums = try ReferenceLabels.list(.mediums)
         let table = try builder.table(LabelSet.List(name: "mediums", labels: mediums))
         let published = try XCTUnwrap(LabelEmbeddingCache(directory: Fixtures.url("interrogator/cache"), modelName: "tiny/random")

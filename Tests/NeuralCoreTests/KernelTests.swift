@@ -1,4 +1,7 @@
+import Dispatch
+import Foundation
 import NeuralCore
+import Synchronization
 import TestSupport
 import XCTest
 
@@ -130,6 +133,87 @@ final class KernelTests: XCTestCase {
                 XCTAssertEqual(y, expected, "addResidual \(rows)×\(cols)")
             }
         }
+    }
+
+    func testL2NormalizeRowsMatchesNaiveTwin() {
+        for rows in [1, 3, 17] {
+            for cols in Self.sizes {
+                var x = [Float].random(rows * cols, seed: UInt64(rows * 31 + cols))
+                if rows > 1 { for c in 0..<cols { x[cols + c] = 0 } } // a zero row stays zero
+                var y = x, expected = x
+                l2NormalizeRows(&y, rows: rows, cols: cols)
+                l2NormalizeRowsNaive(&expected, rows: rows, cols: cols)
+                assertNMSE(y, expected, limit: 1e-12, "l2NormalizeRows \(rows)×\(cols)")
+                if rows > 1 { XCTAssertEqual(Array(y[cols..<2 * cols]), [Float](repeating: 0, count: cols)) }
+            }
+        }
+    }
+
+    /// Continuations of a shared prefix, by the GEMM kernel and by its naive twin
+    /// (which lays each candidate's prefix and suffix keys end to end); also
+    /// against plain causal attention over one whole `prefix + suffix` sequence.
+    func testPrefixCausalAttentionMatchesNaiveTwin() {
+        let cases: [(b: Int, s: Int, p: Int, heads: Int, dim: Int)] = [
+            (1, 1, 1, 1, 1), (3, 1, 5, 2, 8), (2, 4, 7, 3, 16), (5, 3, 1, 4, 8), (4, 6, 20, 2, 32),
+        ]
+        for c in cases {
+            let width = c.heads * c.dim, rows = c.b * c.s
+            let q = [Float].random(rows * width, seed: UInt64(c.b * 7 + c.s)), kS = [Float].random(rows * width, seed: 91)
+            let vS = [Float].random(rows * width, seed: 92)
+            let kP = [Float].random(c.p * width, seed: 93), vP = [Float].random(c.p * width, seed: 94)
+            let scale = 1 / Float(c.dim).squareRoot()
+            var out = [Float](repeating: .nan, count: rows * width), expected = out
+            var scratch = [Float](repeating: 0, count: rows * (c.p + c.s))
+            prefixCausalAttention(&out, ldo: width, q: q, ldq: width, kSuffix: kS, ldk: width, vSuffix: vS, ldv: width,
+                                  kPrefix: kP, vPrefix: vP, candidates: c.b, suffixLength: c.s, prefixLength: c.p,
+                                  heads: c.heads, headDim: c.dim, scale: scale, scratch: &scratch)
+            prefixCausalAttentionNaive(&expected, q: q, kSuffix: kS, vSuffix: vS, kPrefix: kP, vPrefix: vP,
+                                       candidates: c.b, suffixLength: c.s, prefixLength: c.p,
+                                       heads: c.heads, headDim: c.dim, scale: scale)
+            assertNMSE(out, expected, "prefix attention \(c)")
+            // Candidate 0 against the general kernel on its whole sequence (its
+            // queries at positions p..<p+s, causal offset p).
+            let keys = kP + Array(kS[0..<(c.s * width)]), values = vP + Array(vS[0..<(c.s * width)])
+            var whole = [Float](repeating: .nan, count: c.s * width)
+            var wholeScratch = [Float](repeating: 0, count: c.s * (c.p + c.s))
+            multiHeadAttention(&whole, ldo: width, q: q, ldq: width, k: keys, ldk: width, v: values, ldv: width,
+                               queryCount: c.s, keyCount: c.p + c.s, heads: c.heads, headDim: c.dim, scale: scale,
+                               mask: SoftmaxMask(causalOffset: c.p), scratch: &wholeScratch)
+            assertNMSE(Array(out[0..<(c.s * width)]), whole, "prefix attention vs whole sequence \(c)")
+        }
+    }
+
+    /// Scratch is reused at each nesting level, nested levels never overlap, and
+    /// every thread has its own.
+    func testWorkspaceReusesScratchPerLevelAndThread() {
+        let (outer, inner) = Workspace.withScratch(1000) { a in
+            a[999] = 1
+            let b = Workspace.withScratch(10) { b in
+                XCTAssertTrue(b + 10 <= a || a + 1000 <= b, "nested scratch overlaps its caller's")
+                return b
+            }
+            return (a, b)
+        }
+        XCTAssertEqual(Workspace.withScratch(500) { $0 }, outer, "the first level's buffer is reused")
+        XCTAssertEqual(Workspace.withScratch(1000) { _ in Workspace.withScratch(5) { $0 } }, inner, "the second level's too")
+        XCTAssertGreaterThanOrEqual(Workspace.retainedFloats, 1010)
+        // Four threads each hold their scratch until all four have theirs.
+        let addresses = Mutex<Set<UInt>>([])
+        let finished = DispatchGroup()
+        for _ in 0..<4 {
+            finished.enter()
+            Thread.detachNewThread {
+                Workspace.withScratch(64) { pointer in
+                    pointer.update(repeating: 0, count: 64)
+                    addresses.withLock { _ = $0.insert(UInt(bitPattern: pointer)) }
+                    let deadline = Date() + 10
+                    while addresses.withLock({ $0.count }) < 4 && Date() < deadline { usleep(1000) }
+                }
+                finished.leave()
+            }
+        }
+        XCTAssertEqual(finished.wait(timeout: .now() + 10), .success)
+        XCTAssertEqual(addresses.withLock { $0.count }, 4, "threads share no scratch")
     }
 
     func testAttentionMatchesNaiveTwin() {

@@ -73,7 +73,7 @@ public struct ResolvedModel: Sendable, Equatable {
     }
 
     /// The name to file this CLIP model's label-embedding caches under
-    /// (``InterrogatorConfiguration/clipModelName``): the reference's name when it
+    /// (``InterrogatorConfiguration/encoderName``): the reference's name when it
     /// has one, so caches interchange with the reference's; else the repository
     /// id; else, for a plain local directory, its name and a fingerprint of its
     /// files (`my-clip-3f9a0c2b71d4`), so that two checkpoints in folders of the

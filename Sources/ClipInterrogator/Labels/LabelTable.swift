@@ -49,29 +49,20 @@ public struct LabelTable: Sendable {
     /// The embedding width.
     public var dimension: Int { segments.first?.shape[1] ?? 0 }
 
-    /// Rows widened to F32 per GEMV while scoring.
-    static let scoringBlock = 4096
+    /// Labels are embedded (and table-building progress reported) in batches of
+    /// this many.
+    public static let encodingBatch = 1024
 
     /// Cosine similarity of every label with `image` (an L2-normalised embedding).
     public func similarities(to image: [Float]) -> [Float] {
         precondition(segments.isEmpty || image.count == dimension, "image embedding of \(image.count), table of \(dimension)")
         var result = [Float](repeating: 0, count: labels.count)
-        let d = dimension
         var offset = 0
-        let block = UnsafeMutablePointer<Float>.allocate(capacity: Self.scoringBlock * max(d, 1))
-        defer { block.deallocate() }
-        for segment in segments {
-            let rows = segment.shape[0]
-            segment.withUnsafeBytes { raw in
-                for start in stride(from: 0, to: rows, by: Self.scoringBlock) {
-                    let count = min(Self.scoringBlock, rows - start)
-                    convertToF32(block, raw.baseAddress! + start * d * segment.dtype.byteSize, dtype: segment.dtype, count: count * d)
-                    result.withUnsafeMutableBufferPointer { out in
-                        sgemm(m: count, n: 1, k: d, a: block, lda: d, b: image, ldb: 1, c: out.baseAddress! + offset + start, ldc: 1)
-                    }
-                }
+        result.withUnsafeMutableBufferPointer { out in
+            for segment in segments {
+                rowDotProducts(out.baseAddress! + offset, segment, image)
+                offset += segment.shape[0]
             }
-            offset += rows
         }
         return result
     }

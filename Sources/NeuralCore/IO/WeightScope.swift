@@ -32,17 +32,25 @@ public enum WeightError: Error, CustomStringConvertible, Sendable, Equatable {
     }
 }
 
-/// The tensors of one checkpoint (one or more safetensors files), with a record of
-/// which keys the model has consumed, for strict loading.
-public final class WeightStore: Sendable {
-    private let files: [String: SafeTensorsFile]
-    private let consumed = Mutex<Set<String>>([])
-    /// For synthetic stores, the seed; nil for file-backed stores.
-    private let syntheticSeed: UInt64?
-    /// For synthetic stores, every tensor handed out so far.
-    private let made = Mutex<[String: Tensor]>([:])
+/// Where a ``WeightStore``'s tensors come from: checkpoint files
+/// (``SafeTensorsWeights``), or tensors made on demand (``SyntheticWeights``).
+public protocol WeightSource: Sendable {
+    /// Every key the source can list (for strict loading's unused-key report).
+    var keys: [String] { get }
+    /// Whether the source has `key`.
+    func contains(_ key: String) -> Bool
+    /// The stored shape of `key`; nil when absent or not fixed in advance.
+    func shape(of key: String) -> [Int]?
+    /// The tensor at `key`, which the model expects to have `shape`.
+    func tensor(_ key: String, shape: [Int]?) throws -> Tensor
+}
 
-    /// A store over the tensors of `files`.
+/// The tensors of one or more safetensors files (a checkpoint, possibly sharded),
+/// as zero-copy views of the memory-mapped files.
+public struct SafeTensorsWeights: WeightSource {
+    private let files: [String: SafeTensorsFile]
+
+    /// The tensors of `files`.
     /// - Throws: ``WeightError/duplicate(key:files:)`` when two files share a key.
     public init(_ files: [SafeTensorsFile]) throws {
         var byKey: [String: SafeTensorsFile] = [:]
@@ -53,57 +61,40 @@ public final class WeightStore: Sendable {
             }
         }
         self.files = byKey
-        syntheticSeed = nil
     }
 
-    /// A synthetic checkpoint for benchmarks: every key a model asks for exists
-    /// with the shape it expects, filled with deterministic pseudo-random values
-    /// (LayerNorm weights 1, other values uniform with standard deviation 0.02).
-    /// ``synthesized`` returns what was handed out, e.g. to write it to disk.
-    public init(syntheticSeed seed: UInt64) {
-        files = [:]
-        syntheticSeed = seed
+    /// Every key in the files, sorted.
+    public var keys: [String] { files.keys.sorted() }
+
+    /// Whether a file has `key`.
+    public func contains(_ key: String) -> Bool { files[key] != nil }
+
+    /// The stored shape of `key`.
+    public func shape(of key: String) -> [Int]? { files[key]?.entries[key]?.shape }
+
+    /// The stored tensor at `key` (its shape is checked by the store).
+    public func tensor(_ key: String, shape: [Int]?) throws -> Tensor {
+        guard let file = files[key] else { throw WeightError.missing(key: key, expectedShape: shape) }
+        return try file.tensor(key)
+    }
+}
+
+/// The tensors of one checkpoint, with a record of which keys the model has
+/// consumed, for strict loading.
+public final class WeightStore: Sendable {
+    /// Where the tensors come from.
+    public let source: any WeightSource
+    private let consumed = Mutex<Set<String>>([])
+
+    /// A store over `source`.
+    public init(source: any WeightSource) {
+        self.source = source
     }
 
-    /// The tensors a synthetic store has made so far, by key.
-    public var synthesized: [String: Tensor] { made.withLock { $0 } }
-
-    /// Whether the checkpoint has `key` (always, for a synthetic store).
-    public func contains(_ key: String) -> Bool { syntheticSeed != nil || files[key] != nil }
-
-    /// The tensor at `key`, checked to have `shape`, marked consumed.
-    /// - Throws: ``WeightError/missing(key:expectedShape:)`` or
-    ///   ``WeightError/shapeMismatch(key:expected:found:)``.
-    public func tensor(_ key: String, expecting shape: [Int]) throws -> Tensor {
-        if let syntheticSeed {
-            return made.withLock { made in
-                if let existing = made[key] { return existing }
-                let tensor = Self.pseudoRandom(key: key, shape: shape, seed: syntheticSeed)
-                made[key] = tensor
-                return tensor
-            }
-        }
-        guard let found = self.shape(of: key) else { throw WeightError.missing(key: key, expectedShape: shape) }
-        guard found == shape else { throw WeightError.shapeMismatch(key: key, expected: shape, found: found) }
-        return try tensor(key)
-    }
-
-    /// A tensor of `shape` filled like the synthetic weights (not recorded).
-    public func syntheticTensor(shape: [Int]) -> Tensor {
-        Self.pseudoRandom(key: "", shape: shape, seed: syntheticSeed ?? 0)
-    }
-
-    private static func pseudoRandom(key: String, shape: [Int], seed: UInt64) -> Tensor {
-        let isNormWeight = key.lowercased().contains("norm") && key.hasSuffix(".weight")
-        var state = seed ^ key.utf8.reduce(0xCBF2_9CE4_8422_2325) { ($0 ^ UInt64($1)) &* 0x100_0000_01B3 }
-        return Tensor(shape: shape) { out in
-            for i in 0..<shape.reduce(1, *) {
-                if isNormWeight { out[i] = 1; continue }
-                state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
-                let unit = Float(state >> 40) / Float(1 << 24) // [0, 1)
-                out[i] = (unit * 2 - 1) * 0.0346 // uniform, standard deviation 0.02
-            }
-        }
+    /// A store over the tensors of `files`.
+    /// - Throws: ``WeightError/duplicate(key:files:)`` when two files share a key.
+    public convenience init(_ files: [SafeTensorsFile]) throws {
+        self.init(source: try SafeTensorsWeights(files))
     }
 
     /// A store over one safetensors file at `url`.
@@ -111,24 +102,42 @@ public final class WeightStore: Sendable {
         try self.init([SafeTensorsFile(contentsOf: url)])
     }
 
+    /// Whether the checkpoint has `key`.
+    public func contains(_ key: String) -> Bool { source.contains(key) }
+
     /// Every key in the checkpoint.
-    public var keys: [String] { files.keys.sorted() }
+    public var keys: [String] { source.keys }
 
     /// The shape of `key`, if present.
-    public func shape(of key: String) -> [Int]? { files[key]?.entries[key]?.shape }
+    public func shape(of key: String) -> [Int]? { source.shape(of: key) }
 
-    /// The tensor at `key` (a zero-copy view), marked consumed.
+    /// The tensor at `key`, checked to have `shape`, marked consumed.
+    /// - Throws: ``WeightError/missing(key:expectedShape:)`` or
+    ///   ``WeightError/shapeMismatch(key:expected:found:)``.
+    public func tensor(_ key: String, expecting shape: [Int]) throws -> Tensor {
+        guard source.contains(key) else { throw WeightError.missing(key: key, expectedShape: shape) }
+        if let found = source.shape(of: key), found != shape {
+            throw WeightError.shapeMismatch(key: key, expected: shape, found: found)
+        }
+        return try take(key, shape: shape)
+    }
+
+    /// The tensor at `key` as stored, marked consumed.
     /// - Throws: ``WeightError/missing(key:expectedShape:)``.
     public func tensor(_ key: String) throws -> Tensor {
-        guard let file = files[key] else { throw WeightError.missing(key: key, expectedShape: nil) }
+        guard source.contains(key) else { throw WeightError.missing(key: key, expectedShape: nil) }
+        return try take(key, shape: nil)
+    }
+
+    private func take(_ key: String, shape: [Int]?) throws -> Tensor {
         consumed.withLock { _ = $0.insert(key) }
-        return try file.tensor(key)
+        return try source.tensor(key, shape: shape)
     }
 
     /// Marks keys as deliberately unused (buffers such as `position_ids`, or tied
     /// copies), so that ``verifyAllConsumed()`` accepts them.
     public func markConsumed(where predicate: (String) -> Bool) {
-        let matching = files.keys.filter(predicate)
+        let matching = source.keys.filter(predicate)
         consumed.withLock { $0.formUnion(matching) }
     }
 
@@ -136,7 +145,7 @@ public final class WeightStore: Sendable {
     public var unconsumed: [String: [Int]] {
         let used = consumed.withLock { $0 }
         var result: [String: [Int]] = [:]
-        for key in files.keys where !used.contains(key) { result[key] = shape(of: key) }
+        for key in source.keys where !used.contains(key) { result[key] = source.shape(of: key) ?? [] }
         return result
     }
 

@@ -43,3 +43,14 @@ public func l2NormalizeRows(_ x: UnsafeMutablePointer<Float>, rows: Int, cols: I
         for c in 0..<cols { row[c] *= inverse }
     }
 }
+
+/// Naive twin of ``l2NormalizeRows(_:rows:cols:)``: the norm accumulated in `Double`.
+public func l2NormalizeRowsNaive(_ x: UnsafeMutablePointer<Float>, rows: Int, cols: Int) {
+    for r in 0..<rows {
+        var sum = 0.0
+        for c in 0..<cols { sum += Double(x[r * cols + c]) * Double(x[r * cols + c]) }
+        guard sum > 0 else { continue }
+        let norm = sum.squareRoot()
+        for c in 0..<cols { x[r * cols + c] = Float(Double(x[r * cols + c]) / norm) }
+    }
+}

@@ -58,3 +58,49 @@ public func prefixCausalAttention(
         }
     }
 }
+
+/// Naive twin of ``prefixCausalAttention(_:ldo:q:ldq:kSuffix:ldk:vSuffix:ldv:kPrefix:vPrefix:candidates:suffixLength:prefixLength:heads:headDim:scale:scratch:)``
+/// (contiguous `[·, H·D]` rows): for each candidate, the keys and values of
+/// `prefix + suffix` are laid end to end and every suffix query attends causally
+/// to them with explicit loops in `Double`.
+public func prefixCausalAttentionNaive(
+    _ out: UnsafeMutablePointer<Float>,
+    q: UnsafePointer<Float>, kSuffix: UnsafePointer<Float>, vSuffix: UnsafePointer<Float>,
+    kPrefix: UnsafePointer<Float>, vPrefix: UnsafePointer<Float>,
+    candidates: Int, suffixLength: Int, prefixLength: Int, heads: Int, headDim: Int, scale: Float
+) {
+    let width = heads * headDim
+    func key(_ b: Int, _ j: Int) -> UnsafePointer<Float> {
+        j < prefixLength ? kPrefix + j * width : kSuffix + (b * suffixLength + j - prefixLength) * width
+    }
+    func value(_ b: Int, _ j: Int) -> UnsafePointer<Float> {
+        j < prefixLength ? vPrefix + j * width : vSuffix + (b * suffixLength + j - prefixLength) * width
+    }
+    var scores = [Double](repeating: 0, count: prefixLength + suffixLength)
+    for b in 0..<candidates {
+        for i in 0..<suffixLength {
+            let row = b * suffixLength + i
+            let visible = prefixLength + i + 1
+            for h in 0..<heads {
+                let column = h * headDim
+                var maximum = -Double.infinity
+                for j in 0..<visible {
+                    var dot = 0.0
+                    for d in 0..<headDim { dot += Double(q[row * width + column + d]) * Double(key(b, j)[column + d]) }
+                    scores[j] = dot * Double(scale)
+                    maximum = max(maximum, scores[j])
+                }
+                var sum = 0.0
+                for j in 0..<visible {
+                    scores[j] = (scores[j] - maximum).exponential
+                    sum += scores[j]
+                }
+                for d in 0..<headDim {
+                    var acc = 0.0
+                    for j in 0..<visible { acc += scores[j] / sum * Double(value(b, j)[column + d]) }
+                    out[row * width + column + d] = Float(acc)
+                }
+            }
+        }
+    }
+}

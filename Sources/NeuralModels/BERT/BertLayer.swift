@@ -294,17 +294,17 @@ extension BertAttention {
         let headDim = width / heads
         let context = Tensor(shape: x.shape) { out in
             withExtendedLifetime((q, cachedKeys, cachedValues)) {
-                let scratch = UnsafeMutablePointer<Float>.allocate(capacity: tokens * total)
-                defer { scratch.deallocate() }
-                let keys = cachedKeys.unsafeFloatPointer, values = cachedValues.unsafeFloatPointer
-                for r in 0..<rows {
-                    multiHeadAttention(
-                        out + r * tokens * width, ldo: width,
-                        q: q.unsafeFloatPointer + r * tokens * width, ldq: width,
-                        k: keys + r * capacity * width, ldk: width,
-                        v: values + r * capacity * width, ldv: width,
-                        queryCount: tokens, keyCount: total, heads: heads, headDim: headDim,
-                        scale: 1 / Float(headDim).squareRoot(), mask: SoftmaxMask(causalOffset: past), scratch: scratch)
+                Workspace.withScratch(tokens * total) { scratch in
+                    let keys = cachedKeys.unsafeFloatPointer, values = cachedValues.unsafeFloatPointer
+                    for r in 0..<rows {
+                        multiHeadAttention(
+                            out + r * tokens * width, ldo: width,
+                            q: q.unsafeFloatPointer + r * tokens * width, ldq: width,
+                            k: keys + r * capacity * width, ldk: width,
+                            v: values + r * capacity * width, ldv: width,
+                            queryCount: tokens, keyCount: total, heads: heads, headDim: headDim,
+                            scale: 1 / Float(headDim).squareRoot(), mask: SoftmaxMask(causalOffset: past), scratch: scratch)
+                    }
                 }
             }
         }
@@ -326,28 +326,28 @@ extension BertAttention {
         let headDim = width / heads
         let context = Tensor(shape: x.shape) { out in
             withExtendedLifetime((q, keys, values)) {
-                var first = 0
-                var scratch: UnsafeMutablePointer<Float>?
-                var scratchCount = 0
-                defer { scratch?.deallocate() }
-                while first < rows {
-                    var end = first + 1
-                    while end < rows && sourceOfRow[end] == sourceOfRow[first] { end += 1 }
-                    let queries = (end - first) * tokens
-                    if queries * sourceTokens > scratchCount {
-                        scratch?.deallocate()
-                        scratchCount = queries * sourceTokens
-                        scratch = UnsafeMutablePointer<Float>.allocate(capacity: scratchCount)
+                // Scratch for the largest group of rows reading one source.
+                var largest = 0, run = 0
+                for r in 0..<rows {
+                    run = r > 0 && sourceOfRow[r] == sourceOfRow[r - 1] ? run + 1 : 1
+                    largest = max(largest, run)
+                }
+                Workspace.withScratch(largest * tokens * sourceTokens) { scratch in
+                    var first = 0
+                    while first < rows {
+                        var end = first + 1
+                        while end < rows && sourceOfRow[end] == sourceOfRow[first] { end += 1 }
+                        let queries = (end - first) * tokens
+                        let s = sourceOfRow[first]
+                        multiHeadAttention(
+                            out + first * tokens * width, ldo: width,
+                            q: q.unsafeFloatPointer + first * tokens * width, ldq: width,
+                            k: keys.unsafeFloatPointer + s * sourceTokens * width, ldk: width,
+                            v: values.unsafeFloatPointer + s * sourceTokens * width, ldv: width,
+                            queryCount: queries, keyCount: sourceTokens, heads: heads, headDim: headDim,
+                            scale: 1 / Float(headDim).squareRoot(), mask: .none, scratch: scratch)
+                        first = end
                     }
-                    let s = sourceOfRow[first]
-                    multiHeadAttention(
-                        out + first * tokens * width, ldo: width,
-                        q: q.unsafeFloatPointer + first * tokens * width, ldq: width,
-                        k: keys.unsafeFloatPointer + s * sourceTokens * width, ldk: width,
-                        v: values.unsafeFloatPointer + s * sourceTokens * width, ldv: width,
-                        queryCount: queries, keyCount: sourceTokens, heads: heads, headDim: headDim,
-                        scale: 1 / Float(headDim).squareRoot(), mask: .none, scratch: scratch!)
-                    first = end
                 }
             }
         }

@@ -29,7 +29,12 @@ public struct BlipForConditionalGeneration: Sendable {
     /// `text_decoder.cls.predictions.decoder.{weight,bias}` (consumed when present).
     /// - Throws: ``CheckpointError``, ``WeightError``.
     public init(directory: URL) throws {
-        let checkpoint = try Checkpoint(directory: directory)
+        try self.init(checkpoint: Checkpoint(directory: directory))
+    }
+
+    /// Loads the model from an opened checkpoint, strictly (see ``init(directory:)``).
+    /// - Throws: ``CheckpointError``, ``WeightError``.
+    public init(checkpoint: Checkpoint) throws {
         try self.init(WeightScope(checkpoint.weights), configuration: checkpoint.json(BlipConfiguration.self))
         checkpoint.weights.markConsumed { $0.hasSuffix("position_ids") }
         try checkpoint.weights.verifyAllConsumed()
@@ -79,57 +84,5 @@ public struct BlipForConditionalGeneration: Sendable {
         return options.numBeams == 1
             ? try textDecoder.greedySearch(context: context, prompt: prompt, plan: plan, trace: &trace)
             : try textDecoder.beamSearch(context: context, prompt: prompt, plan: plan, trace: &trace)
-    }
-}
-
-/// Image captioning as the reference interrogator does it: a
-/// ``BlipForConditionalGeneration`` and its WordPiece tokenizer, with prompts
-/// encoded like `BlipProcessor` and captions decoded with `skip_special_tokens`
-/// and stripped of surrounding whitespace.
-public struct BlipCaptioner: Sendable {
-    /// The model.
-    public let model: BlipForConditionalGeneration
-    /// The tokenizer (`vocab.txt` / `tokenizer.json` of the checkpoint).
-    public let tokenizer: BertTokenizer
-
-    /// Pairs a model and a tokenizer.
-    public init(model: BlipForConditionalGeneration, tokenizer: BertTokenizer) {
-        self.model = model
-        self.tokenizer = tokenizer
-    }
-
-    /// Loads the model (strictly) and the tokenizer from a checkpoint directory.
-    /// - Throws: ``CheckpointError``, ``WeightError``, ``BertTokenizerError``.
-    public init(directory: URL) throws {
-        try self.init(model: BlipForConditionalGeneration(directory: directory), tokenizer: BertTokenizer(directory: directory))
-    }
-
-    /// The decoder prompt for a text prompt: `[CLS] prompt [SEP]` with the first id
-    /// replaced by the config's `bos_token_id` and the `[SEP]` dropped; `[bos]`
-    /// without a prompt.
-    /// - Throws: ``BertTokenizerError``.
-    public func decoderPrompt(_ prompt: String?) throws -> [Int] {
-        try tokenizer.captionPrefix(prompt: prompt, bosTokenId: model.configuration.textConfig.bosTokenId)
-    }
-
-    /// Generated ids (prompt included) per image of `pixelValues` `[B, 3, S, S]`;
-    /// see ``BlipForConditionalGeneration/generate(pixelValues:decoderPrompt:options:)``.
-    /// - Throws: ``ModelInputError``, ``GenerationError``, ``BertTokenizerError``.
-    public func generate(pixelValues: Tensor, prompt: String? = nil,
-                         options: GenerationOptions = GenerationOptions()) throws -> [[Int]] {
-        try model.generate(pixelValues: pixelValues, decoderPrompt: decoderPrompt(prompt), options: options)
-    }
-
-    /// One caption per image: the generated ids decoded with special tokens skipped
-    /// and surrounding whitespace trimmed (a prompt's words stay in the caption).
-    /// - Throws: ``ModelInputError``, ``GenerationError``, ``BertTokenizerError``.
-    public func caption(pixelValues: Tensor, prompt: String? = nil,
-                        options: GenerationOptions = GenerationOptions()) throws -> [String] {
-        try generate(pixelValues: pixelValues, prompt: prompt, options: options).map(decode)
-    }
-
-    /// `batch_decode([ids], skip_special_tokens=True)[0].strip()`.
-    public func decode(_ ids: [Int]) -> String {
-        tokenizer.decode(ids, skipSpecialTokens: true).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 }

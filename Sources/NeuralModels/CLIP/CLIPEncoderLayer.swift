@@ -123,14 +123,14 @@ public struct CLIPAttention: Sendable {
         let headDim = width / heads
         let context = Tensor(shape: x.shape) { out in
             withExtendedLifetime((q, k, v, prefixKeys, prefixValues)) {
-                let scratch = UnsafeMutablePointer<Float>.allocate(capacity: batch * tokens * (prefixLength + tokens))
-                defer { scratch.deallocate() }
-                prefixCausalAttention(
-                    out, ldo: width, q: q.unsafeFloatPointer, ldq: width,
-                    kSuffix: k.unsafeFloatPointer, ldk: width, vSuffix: v.unsafeFloatPointer, ldv: width,
-                    kPrefix: prefixKeys.unsafeFloatPointer, vPrefix: prefixValues.unsafeFloatPointer,
-                    candidates: batch, suffixLength: tokens, prefixLength: prefixLength, heads: heads, headDim: headDim,
-                    scale: 1 / Float(headDim).squareRoot(), scratch: scratch)
+                Workspace.withScratch(batch * tokens * (prefixLength + tokens)) { scratch in
+                    prefixCausalAttention(
+                        out, ldo: width, q: q.unsafeFloatPointer, ldq: width,
+                        kSuffix: k.unsafeFloatPointer, ldk: width, vSuffix: v.unsafeFloatPointer, ldv: width,
+                        kPrefix: prefixKeys.unsafeFloatPointer, vPrefix: prefixValues.unsafeFloatPointer,
+                        candidates: batch, suffixLength: tokens, prefixLength: prefixLength, heads: heads, headDim: headDim,
+                        scale: 1 / Float(headDim).squareRoot(), scratch: scratch)
+                }
             }
         }
         return outputProjection(context)

@@ -38,28 +38,9 @@ public struct CLIPVisionTransformer: Sendable {
     /// `[B, 1 + (S/P)², C]`.
     /// - Throws: ``ModelInputError/imageShape(found:expected:)``.
     public func embeddings(_ pixels: Tensor) throws -> Tensor {
-        let (c, s, p) = (config.numChannels, config.imageSize, config.patchSize)
-        guard pixels.shape.count == 4, Array(pixels.shape.dropFirst()) == [c, s, s] else {
-            throw ModelInputError.imageShape(found: pixels.shape, expected: [pixels.shape.first ?? 1, c, s, s])
-        }
-        let batch = pixels.shape[0], width = config.encoder.hiddenSize, tokens = config.tokenCount
-        let input = pixels.asF32()
-        return Tensor(shape: [batch, tokens, width]) { out in
-            let patches = UnsafeMutablePointer<Float>.allocate(capacity: (tokens - 1) * width)
-            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: (tokens - 1) * c * p * p)
-            defer { patches.deallocate(); scratch.deallocate() }
-            withExtendedLifetime((input, self)) {
-                for b in 0..<batch {
-                    patchEmbedding(patches, input.unsafeFloatPointer + b * c * s * s, weight: patchWeight.unsafeFloatPointer,
-                                   bias: nil, batch: 1, channels: c, height: s, width: s, patch: p, outChannels: width,
-                                   scratch: scratch)
-                    let image = out + b * tokens * width
-                    image.update(from: classEmbedding.unsafeFloatPointer, count: width)
-                    (image + width).update(from: patches, count: (tokens - 1) * width)
-                    addResidual(image, positionEmbedding.weight.unsafeFloatPointer, count: tokens * width)
-                }
-            }
-        }
+        try patchTokens(pixels, channels: config.numChannels, imageSize: config.imageSize, patchSize: config.patchSize,
+                        classEmbedding: classEmbedding, patchWeight: patchWeight, patchBias: nil,
+                        positions: positionEmbedding.weight)
     }
 
     /// Runs the tower and returns the encoder's output `[B, T, C]` (transformers'

@@ -22,16 +22,16 @@ func batchedAttention(q: AttentionOperand, k: AttentionOperand, v: AttentionOper
     let headDim = width / heads
     return Tensor(shape: [batch, queryTokens, width]) { out in
         withExtendedLifetime((q.tensor, k.tensor, v.tensor)) {
-            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: max(1, queryTokens * keyTokens))
-            defer { scratch.deallocate() }
-            for b in 0..<batch {
-                multiHeadAttention(
-                    out + b * queryTokens * width, ldo: width,
-                    q: q.tensor.unsafeFloatPointer + b * queryTokens * q.rowStride + q.column, ldq: q.rowStride,
-                    k: k.tensor.unsafeFloatPointer + b * keyTokens * k.rowStride + k.column, ldk: k.rowStride,
-                    v: v.tensor.unsafeFloatPointer + b * keyTokens * v.rowStride + v.column, ldv: v.rowStride,
-                    queryCount: queryTokens, keyCount: keyTokens, heads: heads, headDim: headDim,
-                    scale: 1 / Float(headDim).squareRoot(), mask: mask(b), scratch: scratch)
+            Workspace.withScratch(queryTokens * keyTokens) { scratch in
+                for b in 0..<batch {
+                    multiHeadAttention(
+                        out + b * queryTokens * width, ldo: width,
+                        q: q.tensor.unsafeFloatPointer + b * queryTokens * q.rowStride + q.column, ldq: q.rowStride,
+                        k: k.tensor.unsafeFloatPointer + b * keyTokens * k.rowStride + k.column, ldk: k.rowStride,
+                        v: v.tensor.unsafeFloatPointer + b * keyTokens * v.rowStride + v.column, ldv: v.rowStride,
+                        queryCount: queryTokens, keyCount: keyTokens, heads: heads, headDim: headDim,
+                        scale: 1 / Float(headDim).squareRoot(), mask: mask(b), scratch: scratch)
+                }
             }
         }
     }

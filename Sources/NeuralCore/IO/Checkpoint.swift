@@ -1,5 +1,4 @@
 import Foundation
-import NeuralCore
 
 /// A problem with a checkpoint directory's files.
 public enum CheckpointError: Error, CustomStringConvertible, Sendable, Equatable {

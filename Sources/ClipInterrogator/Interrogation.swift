@@ -2,49 +2,6 @@ import Foundation
 import NeuralCore
 import NeuralModels
 
-/// Something that writes a caption for an image (BLIP, or a stand-in).
-public protocol ImageCaptioning: Sendable {
-    /// A caption for `image`, with at most `maxTokens` new tokens; `progress`
-    /// receives (tokens generated, maxTokens) as generation proceeds.
-    func caption(_ image: RGBImage, maxTokens: Int, progress: (@Sendable (Int, Int) -> Void)?) throws -> String
-}
-
-/// CLIP's image preparation as the reference runs it (open_clip's evaluation
-/// transform: bicubic shortest-side resize, centre crop, ÷255, normalise).
-public struct CLIPImagePreprocessing: Sendable, Equatable {
-    /// The square side the vision tower takes.
-    public var size: Int
-    /// Per-channel mean.
-    public var mean: [Double]
-    /// Per-channel standard deviation.
-    public var std: [Double]
-
-    /// Explicit settings.
-    public init(size: Int, mean: [Double] = ImagePreprocessingConfig.openAIMean, std: [Double] = ImagePreprocessingConfig.openAIStd) {
-        self.size = size
-        self.mean = mean
-        self.std = std
-    }
-
-    /// The settings of the CLIP checkpoint in `directory`: its vision tower's
-    /// image size and the mean/std of its `preprocessor_config.json` (OpenAI's
-    /// when the file is absent).
-    public init(checkpoint directory: URL, model: CLIPModel) throws {
-        let file = directory.appendingPathComponent("preprocessor_config.json")
-        if FileManager.default.fileExists(atPath: file.path) {
-            let config = try ImagePreprocessingConfig(contentsOf: file)
-            self.init(size: model.configuration.visionConfig.imageSize, mean: config.imageMean, std: config.imageStd)
-        } else {
-            self.init(size: model.configuration.visionConfig.imageSize)
-        }
-    }
-
-    /// `[3, size, size]` floats for `image`.
-    public func callAsFunction(_ image: RGBImage) throws -> Tensor {
-        Tensor(shape: [3, size, size], scalars: try ImagePreprocessing.openCLIP(image, size: size, mean: mean, std: std))
-    }
-}
-
 /// What ``Interrogator/interrogate(_:mode:options:)`` produces.
 public enum InterrogationMode: String, Sendable, CaseIterable, Codable {
     /// Caption, then a greedy chain of flavors; the best of caption, classic,
@@ -126,23 +83,11 @@ public enum InterrogatorError: Error, Equatable, CustomStringConvertible, Sendab
 }
 
 extension Interrogator {
-    /// The L2-normalised CLIP embedding of `images`: for several images, the mean
+    /// The L2-normalised embedding of `images`: for several images, the mean
     /// of their normalised embeddings, normalised again (one prompt for all).
     public func imageEmbedding(_ images: [RGBImage]) throws -> [Float] {
         guard !images.isEmpty else { throw InterrogatorError.noImages }
-        let size = clipPreprocessing.size
-        let pixels = try Tensor(shape: [images.count, 3, size, size]) { out in
-            for (i, image) in images.enumerated() {
-                try clipPreprocessing(image).copyFloats(into: out + i * 3 * size * size)
-            }
-        }
-        let embeddings = try clip.imageEmbeddings(pixels)
-        let d = clip.embeddingDimension
-        var mean = [Float](repeating: 0, count: d)
-        let values = embeddings.floats()
-        for i in 0..<images.count { for c in 0..<d { mean[c] += values[i * d + c] } }
-        if images.count > 1 { mean.withUnsafeMutableBufferPointer { l2NormalizeRows($0.baseAddress!, rows: 1, cols: d) } }
-        return mean
+        return try encoder.imageEmbedding(images)
     }
 
     /// The caption of the first image (captions describe one image; combined

@@ -1,0 +1,86 @@
+// The caption path of clip-interrogator 0.6.0 (BlipProcessor, then
+// BlipForConditionalGeneration.generate, then
+// processor.batch_decode(ids, skip_special_tokens=True)[0].strip()).
+import Foundation
+import NeuralCore
+
+/// Image captioning as the reference interrogator does it: a
+/// ``BlipForConditionalGeneration``, its WordPiece tokenizer and its image
+/// processor, with prompts encoded like `BlipProcessor` and captions decoded with
+/// `skip_special_tokens` and stripped of surrounding whitespace.
+public struct BlipCaptioner: ImageCaptioning {
+    /// The model.
+    public let model: BlipForConditionalGeneration
+    /// The tokenizer (`vocab.txt` / `tokenizer.json` of the checkpoint).
+    public let tokenizer: BertTokenizer
+    /// The checkpoint's image processor.
+    public let processor: BlipImageProcessor
+    /// Decoding settings for ``caption(_:maxTokens:progress:)`` (greedy by default,
+    /// as the reference); its `maxTokens` replaces ``GenerationOptions/maxNewTokens``.
+    public var options: GenerationOptions
+    /// An optional text prefix such as "a picture of", for ``caption(_:maxTokens:progress:)``.
+    public var prompt: String?
+
+    /// Assembles a captioner from its parts.
+    public init(model: BlipForConditionalGeneration, tokenizer: BertTokenizer, processor: BlipImageProcessor,
+                options: GenerationOptions = GenerationOptions(), prompt: String? = nil) {
+        self.model = model
+        self.tokenizer = tokenizer
+        self.processor = processor
+        self.options = options
+        self.prompt = prompt
+    }
+
+    /// Loads the model (strictly), the tokenizer and the image processor from a
+    /// checkpoint directory, opened once.
+    /// - Throws: ``CheckpointError``, ``WeightError``, ``BertTokenizerError``, the
+    ///   preprocessor config's errors.
+    public init(directory: URL, options: GenerationOptions = GenerationOptions(), prompt: String? = nil) throws {
+        let checkpoint = try Checkpoint(directory: directory)
+        let model = try BlipForConditionalGeneration(checkpoint: checkpoint)
+        try self.init(model: model, tokenizer: BertTokenizer(directory: checkpoint.directory),
+                      processor: BlipImageProcessor(checkpoint: checkpoint, vision: model.configuration.visionConfig),
+                      options: options, prompt: prompt)
+    }
+
+    /// The decoder prompt for a text prompt: `[CLS] prompt [SEP]` with the first id
+    /// replaced by the config's `bos_token_id` and the `[SEP]` dropped; `[bos]`
+    /// without a prompt.
+    /// - Throws: ``BertTokenizerError``.
+    public func decoderPrompt(_ prompt: String?) throws -> [Int] {
+        try tokenizer.captionPrefix(prompt: prompt, bosTokenId: model.configuration.textConfig.bosTokenId)
+    }
+
+    /// Generated ids (prompt included) per image of `pixelValues` `[B, 3, S, S]`;
+    /// see ``BlipForConditionalGeneration/generate(pixelValues:decoderPrompt:options:)``.
+    /// - Throws: ``ModelInputError``, ``GenerationError``, ``BertTokenizerError``.
+    public func generate(pixelValues: Tensor, prompt: String? = nil,
+                         options: GenerationOptions = GenerationOptions()) throws -> [[Int]] {
+        try model.generate(pixelValues: pixelValues, decoderPrompt: decoderPrompt(prompt), options: options)
+    }
+
+    /// One caption per image: the generated ids decoded with special tokens skipped
+    /// and surrounding whitespace trimmed (a prompt's words stay in the caption).
+    /// - Throws: ``ModelInputError``, ``GenerationError``, ``BertTokenizerError``.
+    public func caption(pixelValues: Tensor, prompt: String? = nil,
+                        options: GenerationOptions = GenerationOptions()) throws -> [String] {
+        try generate(pixelValues: pixelValues, prompt: prompt, options: options).map(decode)
+    }
+
+    /// `batch_decode([ids], skip_special_tokens=True)[0].strip()`.
+    public func decode(_ ids: [Int]) -> String {
+        tokenizer.decode(ids, skipSpecialTokens: true).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// The caption of `image` with at most `maxTokens` new tokens, with this
+    /// captioner's ``options`` and ``prompt``.
+    /// - Throws: ``ImagePreprocessingError``, ``ModelInputError``, ``GenerationError``.
+    public func caption(_ image: RGBImage, maxTokens: Int, progress: (@Sendable (Int, Int) -> Void)?) throws -> String {
+        var options = self.options
+        options.maxNewTokens = maxTokens
+        var trace = GenerationTrace { calls in progress?(min(calls, maxTokens), maxTokens) }
+        let ids = try model.generate(pixelValues: processor.batch([image]), decoderPrompt: decoderPrompt(prompt),
+                                     options: options, trace: &trace)
+        return decode(ids[0])
+    }
+}

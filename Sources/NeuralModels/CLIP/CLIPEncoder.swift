@@ -1,0 +1,65 @@
+import Foundation
+import NeuralCore
+
+/// A CLIP checkpoint as an ``ImageTextEncoder``: the model, its open_clip-exact
+/// tokenizer and its image processor, loaded from one Hugging Face checkpoint
+/// folder. The first backbone an interrogator can hold.
+public struct CLIPEncoder: PrefixSharingTextEncoder {
+    /// The model.
+    public let model: CLIPModel
+    /// The tokenizer (the checkpoint's `vocab.json` and `merges.txt`).
+    public let tokenizer: CLIPTokenizer
+    /// The image processor.
+    public let processor: CLIPImageProcessor
+
+    /// Assembles an encoder from its parts.
+    public init(model: CLIPModel, tokenizer: CLIPTokenizer, processor: CLIPImageProcessor) {
+        self.model = model
+        self.tokenizer = tokenizer
+        self.processor = processor
+    }
+
+    /// Loads the checkpoint in `directory` (a Hugging Face `CLIPModel` with
+    /// `vocab.json`, `merges.txt` and optionally `preprocessor_config.json`),
+    /// opening it once for the model, the tokenizer and the processor.
+    /// - Throws: ``CheckpointError``, ``WeightError``, the tokenizer's and the
+    ///   preprocessor config's errors.
+    public init(directory: URL) throws {
+        let checkpoint = try Checkpoint(directory: directory)
+        let model = try CLIPModel(checkpoint: checkpoint)
+        try self.init(model: model,
+                      tokenizer: CLIPTokenizer(directory: checkpoint.directory,
+                                               contextLength: model.configuration.textConfig.maxPositionEmbeddings),
+                      processor: CLIPImageProcessor(checkpoint: checkpoint, vision: model.configuration.visionConfig))
+    }
+
+    /// The projection width.
+    public var embeddingDimension: Int { model.embeddingDimension }
+    /// The tokenizer's context (77 for every released CLIP).
+    public var contextLength: Int { tokenizer.contextLength }
+    /// The CLIP image processor.
+    public var imageProcessor: any ImageProcessor { processor }
+
+    /// open_clip's ids for `text`, start and end tokens included, unpadded.
+    public func tokenize(_ text: String) -> [Int] {
+        tokenizer.encodeUnpadded(text).map { Int($0) }
+    }
+
+    /// ``CLIPModel/imageEmbeddings(_:)``.
+    public func imageEmbeddings(_ pixels: Tensor) throws -> Tensor {
+        try model.imageEmbeddings(pixels)
+    }
+
+    /// ``CLIPModel/textEmbeddings(_:)``.
+    public func textEmbeddings(_ tokens: [[Int]]) throws -> Tensor {
+        try model.textEmbeddings(tokens)
+    }
+
+    /// Runs `prefix` through the text tower once and each text's remaining
+    /// tokens against its cached keys and values
+    /// (``CLIPModel/textFeatures(_:continuing:)``).
+    public func textEmbeddings(_ tokens: [[Int]], sharingPrefix prefix: [Int]) throws -> Tensor {
+        let cache = try model.textModel.prefixCache(prefix)
+        return normalizedRows(try model.textFeatures(tokens, continuing: cache))
+    }
+}

@@ -1,0 +1,99 @@
+import NeuralCore
+
+/// Prepares decoded images for a vision tower, as the model's reference
+/// pipeline does (resize, crop, rescale, normalise).
+public protocol ImageProcessor: Sendable {
+    /// `[3, H, W]` floats for `image`.
+    /// - Throws: when the image cannot be processed (a size the settings reject).
+    func callAsFunction(_ image: RGBImage) throws -> Tensor
+}
+
+extension ImageProcessor {
+    /// `[B, 3, H, W]` floats for `images`, one processed image after another.
+    /// - Throws: the processor's errors; ``ModelInputError/imageShape(found:expected:)``
+    ///   when the images come out in different shapes.
+    public func batch(_ images: [RGBImage]) throws -> Tensor {
+        let processed = try images.map { try self($0) }
+        guard let shape = processed.first?.shape else { return Tensor(zeros: [0]) }
+        for tensor in processed where tensor.shape != shape {
+            throw ModelInputError.imageShape(found: tensor.shape, expected: shape)
+        }
+        let size = shape.reduce(1, *)
+        return Tensor(shape: [processed.count] + shape) { out in
+            for (i, tensor) in processed.enumerated() { tensor.copyFloats(into: out + i * size) }
+        }
+    }
+}
+
+/// A model that embeds images and texts in one space, so that a text's cosine
+/// similarity with an image says how well it describes it (CLIP; SigLIP or an
+/// open_clip ConvNeXt would conform the same way). An interrogator holds its
+/// encoder as `any ImageTextEncoder` and ranks labels with it.
+///
+/// Conformers bring their own tokenizer and image processor: everything from a
+/// string or an ``RGBImage`` to an embedding is the encoder's business.
+public protocol ImageTextEncoder: Sendable {
+    /// The width of the shared embedding space.
+    var embeddingDimension: Int { get }
+    /// The token budget: most tokens a text may have, start and end tokens
+    /// included (prompts are cut to fit it).
+    var contextLength: Int { get }
+    /// The image processor ``imageEmbeddings(_:)`` expects its pixels from.
+    var imageProcessor: any ImageProcessor { get }
+
+    /// The token ids the text tower reads for `text`: start and end tokens
+    /// included, truncated to ``contextLength`` with the end token kept last.
+    func tokenize(_ text: String) -> [Int]
+    /// L2-normalised embeddings `[B, D]` of processed `pixels` `[B, 3, H, W]`.
+    /// - Throws: ``ModelInputError`` for pixels of the wrong shape.
+    func imageEmbeddings(_ pixels: Tensor) throws -> Tensor
+    /// L2-normalised embeddings `[N, D]` of tokenised texts (from ``tokenize(_:)``).
+    /// - Throws: ``ModelInputError`` for unknown ids or overlong texts.
+    func textEmbeddings(_ tokens: [[Int]]) throws -> Tensor
+}
+
+/// An optional capability of an ``ImageTextEncoder``: embedding many texts that
+/// share a first part (the chain search's "current prompt, candidate" texts)
+/// faster than one by one, by computing the shared tokens once.
+public protocol PrefixSharingTextEncoder: ImageTextEncoder {
+    /// ``ImageTextEncoder/textEmbeddings(_:)`` of `tokens`, most of which start
+    /// with `prefix` (token ids without the end token). Texts that do not (a
+    /// tokenisation that merged across the boundary) are still embedded
+    /// correctly. Equal to ``ImageTextEncoder/textEmbeddings(_:)`` up to float
+    /// rounding.
+    /// - Throws: ``ModelInputError`` for unknown ids or overlong texts.
+    func textEmbeddings(_ tokens: [[Int]], sharingPrefix prefix: [Int]) throws -> Tensor
+}
+
+extension ImageTextEncoder {
+    /// L2-normalised embeddings `[N, D]` of `texts`.
+    /// - Throws: ``ModelInputError``.
+    public func textEmbeddings(texts: [String]) throws -> Tensor {
+        try textEmbeddings(texts.map(tokenize))
+    }
+
+    /// The L2-normalised embedding of `images`: for one image its embedding; for
+    /// several, the mean of their embeddings normalised again (one prompt for all).
+    /// - Throws: the processor's errors, ``ModelInputError``.
+    public func imageEmbedding(_ images: [RGBImage]) throws -> [Float] {
+        let embeddings = try imageEmbeddings(imageProcessor.batch(images)).floats()
+        let d = embeddingDimension
+        var mean = [Float](repeating: 0, count: d)
+        for i in 0..<images.count { for c in 0..<d { mean[c] += embeddings[i * d + c] } }
+        if images.count > 1 { mean.withUnsafeMutableBufferPointer { l2NormalizeRows($0.baseAddress!, rows: 1, cols: d) } }
+        return mean
+    }
+
+    /// Cosine similarity of each of `texts` with `image`, an L2-normalised image
+    /// embedding.
+    /// - Throws: ``ModelInputError``.
+    public func similarities(_ texts: [String], to image: [Float]) throws -> [Float] {
+        rowDotProducts(try textEmbeddings(texts: texts), image)
+    }
+
+    /// Whether `text` fills the whole token budget (clip-interrogator's
+    /// `_prompt_at_max_len`).
+    public func fillsContext(_ text: String) -> Bool {
+        tokenize(text).count >= contextLength
+    }
+}
