@@ -119,7 +119,7 @@ extension Interrogator {
     func continuationSimilarities(_ image: [Float], prefix: String, _ texts: [String]) throws -> [Float] {
         guard let sharing = encoder as? any PrefixSharingTextEncoder else { return try similarities(image, texts) }
         let prefixTokens = Array(sharing.tokenize(prefix).dropLast()) // without the end token
-        return rowDotProducts(try sharing.textEmbeddings(texts.map(sharing.tokenize), sharingPrefix: prefixTokens), image)
+        return rowDotProducts(try sharing.textEmbeddings(texts.map(sharing.tokenize), sharingPrefix: prefixTokens).embeddings, image)
     }
 
     /// The first index of the largest value (`argmax`).

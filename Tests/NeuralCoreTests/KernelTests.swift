@@ -149,37 +149,53 @@ final class KernelTests: XCTestCase {
         }
     }
 
-    /// Continuations of a shared prefix, by the GEMM kernel and by its naive twin
-    /// (which lays each candidate's prefix and suffix keys end to end); also
-    /// against plain causal attention over one whole `prefix + suffix` sequence.
-    func testPrefixCausalAttentionMatchesNaiveTwin() {
-        let cases: [(b: Int, s: Int, p: Int, heads: Int, dim: Int)] = [
-            (1, 1, 1, 1, 1), (3, 1, 5, 2, 8), (2, 4, 7, 3, 16), (5, 3, 1, 4, 8), (4, 6, 20, 2, 32),
-        ]
-        for c in cases {
-            let width = c.heads * c.dim, rows = c.b * c.s
-            let q = [Float].random(rows * width, seed: UInt64(c.b * 7 + c.s)), kS = [Float].random(rows * width, seed: 91)
-            let vS = [Float].random(rows * width, seed: 92)
-            let kP = [Float].random(c.p * width, seed: 93), vP = [Float].random(c.p * width, seed: 94)
-            let scale = 1 / Float(c.dim).squareRoot()
-            var out = [Float](repeating: .nan, count: rows * width), expected = out
-            var scratch = [Float](repeating: 0, count: rows * (c.p + c.s))
-            prefixCausalAttention(&out, ldo: width, q: q, ldq: width, kSuffix: kS, ldk: width, vSuffix: vS, ldv: width,
-                                  kPrefix: kP, vPrefix: vP, candidates: c.b, suffixLength: c.s, prefixLength: c.p,
-                                  heads: c.heads, headDim: c.dim, scale: scale, scratch: &scratch)
-            prefixCausalAttentionNaive(&expected, q: q, kSuffix: kS, vSuffix: vS, kPrefix: kP, vPrefix: vP,
-                                       candidates: c.b, suffixLength: c.s, prefixLength: c.p,
-                                       heads: c.heads, headDim: c.dim, scale: scale)
-            assertNMSE(out, expected, "prefix attention \(c)")
-            // Candidate 0 against the general kernel on its whole sequence (its
-            // queries at positions p..<p+s, causal offset p).
-            let keys = kP + Array(kS[0..<(c.s * width)]), values = vP + Array(vS[0..<(c.s * width)])
-            var whole = [Float](repeating: .nan, count: c.s * width)
-            var wholeScratch = [Float](repeating: 0, count: c.s * (c.p + c.s))
-            multiHeadAttention(&whole, ldo: width, q: q, ldq: width, k: keys, ldk: width, v: values, ldv: width,
-                               queryCount: c.s, keyCount: c.p + c.s, heads: c.heads, headDim: c.dim, scale: scale,
-                               mask: SoftmaxMask(causalOffset: c.p), scratch: &wholeScratch)
-            assertNMSE(Array(out[0..<(c.s * width)]), whole, "prefix attention vs whole sequence \(c)")
+    /// Attention over a token tree continuing a prefix, by the kernel and by its
+    /// naive twin (which writes each node's path out as a sequence); also each
+    /// node against the general kernel on its whole `prefix + path` sequence,
+    /// and a subset of query nodes.
+    func testTreeCausalAttentionMatchesNaiveTwin() {
+        // parents: a chain, a fan-out, and a tree with shared and diverging paths.
+        let trees: [[Int]] = [[-1], [-1, 0, 1, 2], [-1, -1, -1, 0, 0, 1], [-1, 0, 0, 1, 1, 3, 2, 6, 6, -1, 9]]
+        for (t, parents) in trees.enumerated() {
+            for (p, heads, dim) in [(0, 1, 4), (1, 2, 8), (7, 3, 16), (20, 2, 32)] {
+                let n = parents.count, width = heads * dim
+                var depths = [Int32](repeating: 0, count: n)
+                for i in 0..<n where parents[i] >= 0 { depths[i] = depths[parents[i]] + 1 }
+                let maxDepth = Int(depths.max()!)
+                let q = [Float].random(n * width, seed: UInt64(t * 10 + p)), k = [Float].random(n * width, seed: 81)
+                let v = [Float].random(n * width, seed: 82)
+                let kP = [Float].random(max(p, 1) * width, seed: 83), vP = [Float].random(max(p, 1) * width, seed: 84)
+                let scale = 1 / Float(dim).squareRoot()
+                let parents32 = parents.map(Int32.init)
+                var out = [Float](repeating: .nan, count: n * width), expected = out
+                var scratch = [Float](repeating: 0, count: max(n, 2) * (p + maxDepth + 1))
+                treeCausalAttention(&out, ldo: width, q: q, ldq: width, queryNodes: nil, queryCount: n,
+                                    kNodes: k, ldk: width, vNodes: v, ldv: width, kPrefix: kP, vPrefix: vP, prefixLength: p,
+                                    parents: parents32, depths: depths, maxDepth: maxDepth, heads: heads, headDim: dim,
+                                    scale: scale, scratch: &scratch)
+                treeCausalAttentionNaive(&expected, q: q, kNodes: k, vNodes: v, nodeCount: n, kPrefix: kP, vPrefix: vP,
+                                         prefixLength: p, parents: parents, heads: heads, headDim: dim, scale: scale)
+                assertNMSE(out, expected, "tree attention \(parents) P=\(p)")
+                // A subset of query rows (the last layer's pooled nodes).
+                let subset: [Int32] = [Int32(n - 1), 0]
+                var some = [Float](repeating: .nan, count: 2 * width)
+                treeCausalAttention(&some, ldo: width, q: [Float](q[((n - 1) * width)...]) + [Float](q[0..<width]), ldq: width,
+                                    queryNodes: subset, queryCount: 2, kNodes: k, ldk: width, vNodes: v, ldv: width,
+                                    kPrefix: kP, vPrefix: vP, prefixLength: p, parents: parents32, depths: depths,
+                                    maxDepth: maxDepth, heads: heads, headDim: dim, scale: scale, scratch: &scratch)
+                assertNMSE(some, [Float](out[((n - 1) * width)...]) + [Float](out[0..<width]), "query subset \(parents)")
+                // The deepest node against the general kernel on its whole sequence.
+                var path: [Int] = [], m = n - 1
+                while m >= 0 { path.insert(m, at: 0); m = parents[m] }
+                let keys = [Float](kP[0..<(p * width)]) + path.flatMap { k[($0 * width)..<(($0 + 1) * width)] }
+                let values = [Float](vP[0..<(p * width)]) + path.flatMap { v[($0 * width)..<(($0 + 1) * width)] }
+                var whole = [Float](repeating: .nan, count: width)
+                var wholeScratch = [Float](repeating: 0, count: p + path.count)
+                multiHeadAttention(&whole, ldo: width, q: [Float](q[((n - 1) * width)...]), ldq: width, k: keys, ldk: width,
+                                   v: values, ldv: width, queryCount: 1, keyCount: p + path.count, heads: heads, headDim: dim,
+                                   scale: scale, mask: .none, scratch: &wholeScratch)
+                assertNMSE([Float](out[((n - 1) * width)...]), whole, "tree attention vs whole sequence \(parents) P=\(p)")
+            }
         }
     }
 

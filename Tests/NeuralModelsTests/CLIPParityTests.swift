@@ -167,4 +167,44 @@ final class CLIPPrefixCacheTests: XCTestCase {
             XCTAssertEqual(config.pooledIndex(of: candidates[0]), prefix.count + 1)
         }
     }
+
+    /// Candidates that share much after the prefix (as the chain's ", by …",
+    /// ", trending on …" do), one a prefix of another, and exact duplicates: the
+    /// token tree computes each shared token once and still equals full encoding.
+    func testSharedContinuationsOfACachedPrefixMatchFullEncoding() throws {
+        let model = try CLIPModel(directory: Fixtures.url("clip/tiny-quickgelu"))
+        let prefix = [998, 17, 250, 3]
+        let comma = 11, by = 40, trending = 41, on = 42
+        let suffixes: [[Int]] = [
+            [comma, by, 500], [comma, by, 500, 501], [comma, by, 502], [comma, trending, on, 600], [comma, trending, on, 601],
+            [comma, trending, on, 600], [comma, 700], [comma], [comma, by, 500],
+        ]
+        let candidates = suffixes.map { prefix + $0 + [999] }
+        let cache = try model.textModel.prefixCache(prefix)
+        let (features, cost) = try model.textFeaturesAndCost(candidates, continuing: cache)
+        assertClose(features.floats(), try model.textFeatures(candidates).floats(), tolerance: 1e-5, "tree vs full features")
+        XCTAssertEqual(cost.texts, candidates.count)
+        XCTAssertEqual(cost.tokens, candidates.map(\.count).reduce(0, +))
+        let tree = TokenTree(suffixes.map { $0 + [999] })
+        XCTAssertEqual(cost.tokensEncoded, prefix.count + tree.count, "the prefix once, then each tree node once")
+        // ", " once; "by" → 500 (→ end, → 501 → end), 502 → end; "trending on" → 600 → end,
+        // 601 → end; 700 → end; and the end right after ", ": 17 nodes for 37 tokens.
+        XCTAssertEqual(tree.count, 17, "the distinct token paths after the prefix")
+        XCTAssertEqual(tree.insertedTokens, 37)
+    }
 }
+
+/// Token trees: shared starts become shared nodes, parents precede children.
+final class TokenTreeTests: XCTestCase {
+    func testSharedStartsShareNodes() {
+        let tree = TokenTree([[1, 2, 3], [1, 2, 4], [1, 5], [1, 2, 3], [6], [1, 2]])
+        XCTAssertEqual(tree.tokens, [1, 2, 3, 4, 5, 6])
+        XCTAssertEqual(tree.parents, [-1, 0, 1, 1, 0, -1])
+        XCTAssertEqual(tree.depths, [0, 1, 2, 2, 1, 0])
+        XCTAssertEqual(tree.ends, [2, 3, 4, 2, 5, 1], "duplicates end on the same node; a prefix of another ends inside it")
+        XCTAssertEqual(tree.insertedTokens, 14)
+        XCTAssertEqual(tree.sharedTokens, 8)
+        XCTAssertEqual(tree.maxDepth, 2)
+    }
+}
+

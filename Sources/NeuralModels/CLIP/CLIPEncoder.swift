@@ -55,11 +55,11 @@ public struct CLIPEncoder: PrefixSharingTextEncoder {
         try model.textEmbeddings(tokens)
     }
 
-    /// Runs `prefix` through the text tower once and each text's remaining
-    /// tokens against its cached keys and values
-    /// (``CLIPModel/textFeatures(_:continuing:)``).
-    public func textEmbeddings(_ tokens: [[Int]], sharingPrefix prefix: [Int]) throws -> Tensor {
-        let cache = try model.textModel.prefixCache(prefix)
-        return normalizedRows(try model.textFeatures(tokens, continuing: cache))
+    /// Runs `prefix` through the text tower once and the texts' remaining tokens
+    /// as one token tree against its cached keys and values
+    /// (``CLIPModel/textFeaturesAndCost(_:continuing:)``).
+    public func textEmbeddings(_ tokens: [[Int]], sharingPrefix prefix: [Int]) throws -> (embeddings: Tensor, cost: TextEncodingCost) {
+        let (features, cost) = try model.textFeaturesAndCost(tokens, continuing: model.textModel.prefixCache(prefix))
+        return (normalizedRows(features), cost)
     }
 }

@@ -113,28 +113,6 @@ public struct CLIPAttention: Sendable {
         }
         return (outputProjection(context), k, v)
     }
-
-    /// Causal self-attention of `x` `[B, S, C]` (B continuations of one prefix)
-    /// that also attends to the prefix's cached `prefixKeys`/`prefixValues` `[P, C]`.
-    public func callAsFunction(continuing x: Tensor, prefixKeys: Tensor, prefixValues: Tensor) -> Tensor {
-        let (batch, tokens, width) = (x.shape[0], x.shape[1], x.shape[2])
-        let prefixLength = prefixKeys.shape[0]
-        let q = queryProjection(x), k = keyProjection(x), v = valueProjection(x)
-        let headDim = width / heads
-        let context = Tensor(shape: x.shape) { out in
-            withExtendedLifetime((q, k, v, prefixKeys, prefixValues)) {
-                Workspace.withScratch(batch * tokens * (prefixLength + tokens)) { scratch in
-                    prefixCausalAttention(
-                        out, ldo: width, q: q.unsafeFloatPointer, ldq: width,
-                        kSuffix: k.unsafeFloatPointer, ldk: width, vSuffix: v.unsafeFloatPointer, ldv: width,
-                        kPrefix: prefixKeys.unsafeFloatPointer, vPrefix: prefixValues.unsafeFloatPointer,
-                        candidates: batch, suffixLength: tokens, prefixLength: prefixLength, heads: heads, headDim: headDim,
-                        scale: 1 / Float(headDim).squareRoot(), scratch: scratch)
-                }
-            }
-        }
-        return outputProjection(context)
-    }
 }
 
 /// One pre-LayerNorm CLIP encoder block:
@@ -171,15 +149,5 @@ public struct CLIPEncoderLayer: Sendable {
         var output = mlp(layerNorm2(hidden))
         output.add(hidden)
         return (output, attention.keys, attention.values)
-    }
-
-    /// Applies the causal block to continuations `x` `[B, S, C]` of a prefix whose
-    /// keys and values at this layer are `prefixKeys`/`prefixValues` `[P, C]`.
-    public func callAsFunction(continuing x: Tensor, prefixKeys: Tensor, prefixValues: Tensor) -> Tensor {
-        var hidden = selfAttention(continuing: layerNorm1(x), prefixKeys: prefixKeys, prefixValues: prefixValues)
-        hidden.add(x)
-        var output = mlp(layerNorm2(hidden))
-        output.add(hidden)
-        return output
     }
 }

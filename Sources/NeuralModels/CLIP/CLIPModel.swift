@@ -91,38 +91,44 @@ public final class CLIPModel: Sendable {
     }
 
     /// ``textFeatures(_:)`` for many texts that continue one cached prefix (the
-    /// chain search's "current prompt, candidate"): each text whose tokens start
-    /// with the prefix's runs only its remaining tokens against the cached keys
-    /// and values; the others (where tokenisation merged across the boundary, or
-    /// truncation cut into the prefix) are encoded in full. Results equal
-    /// ``textFeatures(_:)`` up to float rounding.
+    /// chain search's "current prompt, candidate"); see
+    /// ``textFeaturesAndCost(_:continuing:)``.
     public func textFeatures(_ ids: [[Int]], continuing prefix: CLIPTextPrefixCache) throws -> Tensor {
+        try textFeaturesAndCost(ids, continuing: prefix).features
+    }
+
+    /// ``textFeatures(_:)`` for many texts that continue one cached prefix, and
+    /// what it cost. The texts whose tokens start with the prefix's are encoded as
+    /// one token tree over the cached keys and values (``TokenTree``): tokens that
+    /// several texts share after the prefix (the ", " every chain candidate starts
+    /// with, "by", "trending on", …) are computed once, and the last layer runs
+    /// only at the pooled tokens. The others (where tokenisation merged across the
+    /// boundary, or truncation cut into the prefix) are encoded in full. Results
+    /// equal ``textFeatures(_:)`` up to float rounding.
+    public func textFeaturesAndCost(_ ids: [[Int]], continuing prefix: CLIPTextPrefixCache) throws
+        -> (features: Tensor, cost: TextEncodingCost) {
         let width = configuration.textConfig.encoder.hiddenSize
         let prefixLength = prefix.tokens.count
         let truncated = ids.map(truncatedAtPooledToken)
-        var bySuffixLength: [Int: [Int]] = [:]
-        var full: [Int] = []
+        var continuing: [Int] = [], full: [Int] = []
         for (index, sequence) in truncated.enumerated() {
-            if sequence.count > prefixLength && sequence.starts(with: prefix.tokens) {
-                bySuffixLength[sequence.count - prefixLength, default: []].append(index)
-            } else {
-                full.append(index)
-            }
+            if sequence.count > prefixLength && sequence.starts(with: prefix.tokens) { continuing.append(index) } else { full.append(index) }
         }
+        let tree = TokenTree(continuing.map { Array(truncated[$0][prefixLength...]) })
+        // Each distinct end node once, in node order.
+        let outputs = Array(Set(tree.ends)).sorted().map { Int32($0) }
+        let outputRow = Dictionary(uniqueKeysWithValues: outputs.enumerated().map { (Int($0.element), $0.offset) })
         let pooled = try Tensor(shape: [ids.count, width]) { rows in
             try poolFullLength(truncated, indices: full, into: rows)
-            for (length, members) in bySuffixLength.sorted(by: { $0.key < $1.key }) {
-                let perBatch = max(1, Self.textBatchRows / length)
-                for start in stride(from: 0, to: members.count, by: perBatch) {
-                    let group = Array(members[start..<min(start + perBatch, members.count)])
-                    let last = try textModel.encode(continuations: group.map { Array(truncated[$0][prefixLength...]) }, after: prefix)
-                    for (row, index) in group.enumerated() {
-                        (rows + index * width).update(from: last.unsafeFloatPointer + (row * length + length - 1) * width, count: width)
-                    }
-                }
+            guard !continuing.isEmpty else { return }
+            let last = try textModel.encode(tree: tree, after: prefix, outputs: outputs)
+            for (i, index) in continuing.enumerated() {
+                (rows + index * width).update(from: last.unsafeFloatPointer + outputRow[tree.ends[i]]! * width, count: width)
             }
         }
-        return textProjection(textModel.finalLayerNorm(pooled))
+        let cost = TextEncodingCost(texts: ids.count, tokens: truncated.reduce(0) { $0 + $1.count },
+                                    tokensEncoded: prefixLength + tree.count + full.reduce(0) { $0 + truncated[$1].count })
+        return (textProjection(textModel.finalLayerNorm(pooled)), cost)
     }
 
     /// The ids up to and including the token transformers pools at.

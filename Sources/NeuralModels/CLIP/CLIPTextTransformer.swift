@@ -63,7 +63,7 @@ public struct CLIPTextTransformer: Sendable {
 
     /// Runs `tokens` (a prompt's ids without its end token) once and keeps every
     /// layer's attention keys and values, so that many continuations of it can be
-    /// encoded without recomputing it (``encode(continuations:after:)``).
+    /// encoded without recomputing it (``encode(tree:after:outputs:)``).
     public func prefixCache(_ tokens: [Int]) throws -> CLIPTextPrefixCache {
         var hidden = try embeddings([tokens])
         var keys: [Tensor] = [], values: [Tensor] = []
@@ -74,17 +74,6 @@ public struct CLIPTextTransformer: Sendable {
             values.append(result.values.reshaped([tokens.count, config.encoder.hiddenSize]))
         }
         return CLIPTextPrefixCache(tokens: tokens, keys: keys, values: values)
-    }
-
-    /// Encodes equal-length continuations `suffixes` `[B][S]` of the cached prefix:
-    /// the last layer's output `[B, S, C]` (before `final_layer_norm`) equals rows
-    /// `P..<P+S` of encoding each `prefix + suffix` in full, at a fraction of the cost.
-    public func encode(continuations suffixes: [[Int]], after prefix: CLIPTextPrefixCache) throws -> Tensor {
-        var hidden = try embeddings(suffixes, positionOffset: prefix.tokens.count)
-        for (index, layer) in layers.enumerated() {
-            hidden = layer(continuing: hidden, prefixKeys: prefix.keys[index], prefixValues: prefix.values[index])
-        }
-        return hidden
     }
 }
 

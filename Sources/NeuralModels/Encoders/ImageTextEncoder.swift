@@ -61,8 +61,35 @@ public protocol PrefixSharingTextEncoder: ImageTextEncoder {
     /// tokenisation that merged across the boundary) are still embedded
     /// correctly. Equal to ``ImageTextEncoder/textEmbeddings(_:)`` up to float
     /// rounding.
+    /// - Returns: the embeddings `[N, D]` and what computing them cost.
     /// - Throws: ``ModelInputError`` for unknown ids or overlong texts.
-    func textEmbeddings(_ tokens: [[Int]], sharingPrefix prefix: [Int]) throws -> Tensor
+    func textEmbeddings(_ tokens: [[Int]], sharingPrefix prefix: [Int]) throws -> (embeddings: Tensor, cost: TextEncodingCost)
+}
+
+/// The work of embedding many texts at once: how many token positions a
+/// one-by-one encoding would run through the text tower, and how many were run.
+public struct TextEncodingCost: Sendable, Equatable {
+    /// The texts embedded.
+    public var texts: Int
+    /// Their tokens, each text counted in full (start and end tokens included).
+    public var tokens: Int
+    /// Token positions actually run through the tower (a shared prefix and
+    /// shared continuations counted once).
+    public var tokensEncoded: Int
+    /// Positions saved by sharing: ``tokens`` minus ``tokensEncoded``.
+    public var tokensShared: Int { tokens - tokensEncoded }
+
+    /// A record of `texts` texts of `tokens` tokens in all, `tokensEncoded` of which ran.
+    public init(texts: Int = 0, tokens: Int = 0, tokensEncoded: Int = 0) {
+        self.texts = texts
+        self.tokens = tokens
+        self.tokensEncoded = tokensEncoded
+    }
+
+    /// Both records together.
+    public static func + (lhs: TextEncodingCost, rhs: TextEncodingCost) -> TextEncodingCost {
+        TextEncodingCost(texts: lhs.texts + rhs.texts, tokens: lhs.tokens + rhs.tokens, tokensEncoded: lhs.tokensEncoded + rhs.tokensEncoded)
+    }
 }
 
 extension ImageTextEncoder {

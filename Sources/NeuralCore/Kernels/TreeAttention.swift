@@ -1,0 +1,130 @@
+/// Causal multi-head attention over a token tree that continues one shared
+/// prefix (many texts that start alike, encoded with each shared token once).
+///
+/// Node `n` of the tree holds one token; `parents[n]` is the node before it
+/// (−1 for a node right after the prefix) and `depths[n]` its distance from the
+/// prefix (0 right after it). A query at node `n` attends to every prefix key and
+/// to the keys of the path from the tree's first level down to `n` itself, in
+/// that order: exactly what the causal sequence `prefix + path(n)` would see, so
+/// each node's result equals encoding that sequence alone.
+///
+/// The prefix part is one GEMM per head over all query rows; the path part is a
+/// short loop per query (a path is as long as a label's tokens).
+///
+/// - Parameters:
+///   - out: `[Q, H·D]`, row stride `ldo`.
+///   - q: `[Q, H·D]`, row stride `ldq`; row `r` is the query of node `queryNodes[r]`.
+///   - queryNodes: `[Q]` node indices (nil: the queries are nodes `0..<Q`).
+///   - kNodes, vNodes: `[N, H·D]`, row strides `ldk`, `ldv`: every node's key and value.
+///   - kPrefix, vPrefix: `[P, H·D]` (contiguous).
+///   - parents, depths: `[N]`.
+///   - scratch: `Q·(P + maxDepth + 1)` floats, with `maxDepth` the largest of `depths`.
+public func treeCausalAttention(
+    _ out: UnsafeMutablePointer<Float>, ldo: Int,
+    q: UnsafePointer<Float>, ldq: Int, queryNodes: UnsafePointer<Int32>?, queryCount: Int,
+    kNodes: UnsafePointer<Float>, ldk: Int, vNodes: UnsafePointer<Float>, ldv: Int,
+    kPrefix: UnsafePointer<Float>, vPrefix: UnsafePointer<Float>, prefixLength: Int,
+    parents: UnsafePointer<Int32>, depths: UnsafePointer<Int32>, maxDepth: Int,
+    heads: Int, headDim: Int, scale: Float,
+    scratch: UnsafeMutablePointer<Float>
+) {
+    let width = heads * headDim
+    let pathLength = maxDepth + 1
+    let prefixScores = scratch // [Q, P]
+    let pathScores = scratch + queryCount * prefixLength // [Q, maxDepth + 1], indexed by depth
+    for h in 0..<heads {
+        let column = h * headDim
+        if prefixLength > 0 {
+            sgemm(transposeB: true, m: queryCount, n: prefixLength, k: headDim, alpha: scale,
+                  a: q + column, lda: ldq, b: kPrefix + column, ldb: width, c: prefixScores, ldc: prefixLength)
+        }
+        for r in 0..<queryCount {
+            let node = Int(queryNodes?[r] ?? Int32(r))
+            let query = q + r * ldq + column
+            let p = prefixScores + r * prefixLength, s = pathScores + r * pathLength
+            let depth = Int(depths[node])
+            var m = node
+            while m >= 0 {
+                s[Int(depths[m])] = scale * dot(query, kNodes + m * ldk + column, count: headDim)
+                m = Int(parents[m])
+            }
+            var maximum = -Float.infinity
+            for j in 0..<prefixLength { maximum = Swift.max(maximum, p[j]) }
+            for j in 0...depth { maximum = Swift.max(maximum, s[j]) }
+            var sum: Float = 0
+            for j in 0..<prefixLength { p[j] = fastExp(p[j] - maximum); sum += p[j] }
+            for j in 0...depth { s[j] = fastExp(s[j] - maximum); sum += s[j] }
+            let inverse = 1 / sum
+            for j in 0..<prefixLength { p[j] *= inverse }
+            for j in 0...depth { s[j] *= inverse }
+        }
+        if prefixLength > 0 {
+            sgemm(m: queryCount, n: headDim, k: prefixLength, a: prefixScores, lda: prefixLength,
+                  b: vPrefix + column, ldb: width, c: out + column, ldc: ldo)
+        } else {
+            for r in 0..<queryCount { (out + r * ldo + column).update(repeating: 0, count: headDim) }
+        }
+        for r in 0..<queryCount {
+            let s = pathScores + r * pathLength
+            let row = out + r * ldo + column
+            var m = Int(queryNodes?[r] ?? Int32(r))
+            while m >= 0 {
+                let weight = s[Int(depths[m])]
+                let value = vNodes + m * ldv + column
+                for d in 0..<headDim { row[d] += weight * value[d] }
+                m = Int(parents[m])
+            }
+        }
+    }
+}
+
+/// `Σ a[i]·b[i]` in eight interleaved partial sums (vectorisable).
+@inline(__always)
+func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int) -> Float {
+    var partial = SIMD8<Float>()
+    var i = 0
+    while i + 8 <= count {
+        partial += UnsafeRawPointer(a + i).loadUnaligned(as: SIMD8<Float>.self)
+            * UnsafeRawPointer(b + i).loadUnaligned(as: SIMD8<Float>.self)
+        i += 8
+    }
+    var sum = partial.sum()
+    while i < count {
+        sum += a[i] * b[i]
+        i += 1
+    }
+    return sum
+}
+
+/// Naive twin of ``treeCausalAttention(_:ldo:q:ldq:queryNodes:queryCount:kNodes:ldk:vNodes:ldv:kPrefix:vPrefix:prefixLength:parents:depths:maxDepth:heads:headDim:scale:scratch:)``
+/// (contiguous rows, every node a query): each node's path is written out as a
+/// sequence after the prefix and attended to with explicit loops in `Double`.
+public func treeCausalAttentionNaive(
+    _ out: UnsafeMutablePointer<Float>,
+    q: UnsafePointer<Float>, kNodes: UnsafePointer<Float>, vNodes: UnsafePointer<Float>, nodeCount: Int,
+    kPrefix: UnsafePointer<Float>, vPrefix: UnsafePointer<Float>, prefixLength: Int,
+    parents: [Int], heads: Int, headDim: Int, scale: Float
+) {
+    let width = heads * headDim
+    for n in 0..<nodeCount {
+        var path: [Int] = []
+        var m = n
+        while m >= 0 { path.insert(m, at: 0); m = parents[m] }
+        let keys = (0..<prefixLength).map { kPrefix + $0 * width } + path.map { kNodes + $0 * width }
+        let values = (0..<prefixLength).map { vPrefix + $0 * width } + path.map { vNodes + $0 * width }
+        for h in 0..<heads {
+            let column = h * headDim
+            var scores = keys.map { key in
+                (0..<headDim).reduce(0.0) { $0 + Double(q[n * width + column + $1]) * Double(key[column + $1]) } * Double(scale)
+            }
+            let maximum = scores.max() ?? 0
+            scores = scores.map { ($0 - maximum).exponential }
+            let sum = scores.reduce(0, +)
+            for d in 0..<headDim {
+                var acc = 0.0
+                for (j, value) in values.enumerated() { acc += scores[j] / sum * Double(value[column + d]) }
+                out[n * width + column + d] = Float(acc)
+            }
+        }
+    }
+}

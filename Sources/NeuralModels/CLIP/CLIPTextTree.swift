@@ -1,0 +1,97 @@
+// The CLIP text tower over a token tree that continues a cached prefix: the
+// chain search's candidates ("current prompt, phrase") share the prompt and often
+// their first tokens, so each distinct token path is computed once.
+import NeuralCore
+
+extension CLIPTextTransformer {
+    /// Encodes the nodes of `tree`, which continue the cached `prefix`: node `n`
+    /// sits at position `P + depth(n)`. Returns the last layer's output
+    /// (before `final_layer_norm`) for the nodes `outputs`, `[outputs.count, C]`;
+    /// each row equals the row at that position of encoding `prefix + path(n)` in
+    /// full. The last layer runs only for the `outputs` rows.
+    /// - Throws: ``ModelInputError`` for unknown ids or paths past the context.
+    public func encode(tree: TokenTree, after prefix: CLIPTextPrefixCache, outputs: [Int32]) throws -> Tensor {
+        let width = config.encoder.hiddenSize, prefixLength = prefix.tokens.count
+        guard prefixLength + tree.maxDepth + 1 <= config.maxPositionEmbeddings else {
+            throw ModelInputError.sequenceTooLong(length: prefixLength + tree.maxDepth + 1, maximum: config.maxPositionEmbeddings)
+        }
+        var hidden = try Tensor(shape: [tree.count, width]) { out in
+            try tokenEmbedding.lookup(out, tree.tokens)
+            for (n, depth) in tree.depths.enumerated() {
+                addResidual(out + n * width, positionEmbedding.row(prefixLength + Int(depth)), count: width)
+            }
+        }
+        guard !layers.isEmpty else { return hidden.gatheringRows(outputs) }
+        for (index, layer) in layers.enumerated() {
+            hidden = layer(tree: hidden, tree, prefixKeys: prefix.keys[index], prefixValues: prefix.values[index],
+                           outputs: index == layers.count - 1 ? outputs : nil)
+        }
+        return hidden
+    }
+}
+
+extension CLIPEncoderLayer {
+    /// Query rows a tree block computes at once (bounds the MLP's intermediate
+    /// activations to this many rows).
+    static let treeRowBlock = 4096
+
+    /// Applies the causal block to the nodes of `tree` (`x` `[N, C]`, one row per
+    /// node), which continue a prefix whose keys and values at this layer are
+    /// `prefixKeys`/`prefixValues` `[P, C]`. Every node's key and value is
+    /// computed; the rest of the block only for the nodes `outputs` (all nodes
+    /// when nil). Returns `[outputs.count, C]` (`[N, C]` when nil).
+    public func callAsFunction(tree x: Tensor, _ tree: TokenTree, prefixKeys: Tensor, prefixValues: Tensor,
+                               outputs: [Int32]?) -> Tensor {
+        let width = x.shape[1], attention = selfAttention
+        let normed = layerNorm1(x)
+        let keys = attention.keyProjection(normed), values = attention.valueProjection(normed)
+        let queries = outputs ?? (0..<Int32(tree.count)).map { $0 }
+        let headDim = width / attention.heads, prefixLength = prefixKeys.shape[0], maxDepth = tree.maxDepth
+        return Tensor(shape: [queries.count, width]) { out in
+            for start in stride(from: 0, to: queries.count, by: Self.treeRowBlock) {
+                let nodes = Array(queries[start..<min(start + Self.treeRowBlock, queries.count)])
+                let q = attention.queryProjection(normed.gatheringRows(nodes))
+                let context = Tensor(shape: [nodes.count, width]) { context in
+                    withExtendedLifetime((q, keys, values, prefixKeys, prefixValues)) {
+                        Workspace.withScratch(nodes.count * (prefixLength + maxDepth + 1)) { scratch in
+                            nodes.withUnsafeBufferPointer { nodeIndices in
+                                tree.parents.withUnsafeBufferPointer { parents in
+                                    tree.depths.withUnsafeBufferPointer { depths in
+                                        treeCausalAttention(
+                                            context, ldo: width, q: q.unsafeFloatPointer, ldq: width,
+                                            queryNodes: nodeIndices.baseAddress!, queryCount: nodes.count,
+                                            kNodes: keys.unsafeFloatPointer, ldk: width, vNodes: values.unsafeFloatPointer, ldv: width,
+                                            kPrefix: prefixKeys.unsafeFloatPointer, vPrefix: prefixValues.unsafeFloatPointer,
+                                            prefixLength: prefixLength, parents: parents.baseAddress!, depths: depths.baseAddress!,
+                                            maxDepth: maxDepth, heads: attention.heads, headDim: headDim,
+                                            scale: 1 / Float(headDim).squareRoot(), scratch: scratch)
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                var hidden = attention.outputProjection(context)
+                hidden.add(x.gatheringRows(nodes))
+                var output = mlp(layerNorm2(hidden))
+                output.add(hidden)
+                output.copyFloats(into: out + start * width)
+            }
+        }
+    }
+}
+
+extension Tensor {
+    /// Rows `rows` of a `[N, C]` tensor, in that order: `[rows.count, C]` (F32).
+    func gatheringRows(_ rows: [Int32]) -> Tensor {
+        let width = shape[1]
+        let source = asF32()
+        return Tensor(shape: [rows.count, width]) { out in
+            withExtendedLifetime(source) {
+                for (i, row) in rows.enumerated() {
+                    (out + i * width).update(from: source.unsafeFloatPointer + Int(row) * width, count: width)
+                }
+            }
+        }
+    }
+}
