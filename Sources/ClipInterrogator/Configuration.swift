@@ -1,5 +1,6 @@
 import Foundation
 import NeuralCore
+import NeuralModels
 
 /// Settings of an ``Interrogator``: what clip-interrogator's `Config` covers where
 /// it makes sense on a CPU.
@@ -28,6 +29,8 @@ public struct InterrogatorConfiguration: Sendable {
     /// How many flavors best and negative mode pre-select before the chain
     /// search (`flavor_intermediate_count`).
     public var flavorIntermediateCount: Int = 2048
+    /// The knobs of turbo mode's chain search.
+    public var turbo = TurboSettings()
     /// The labels to rank; nil means clip-interrogator's own lists
     /// (``LabelSet/reference()``).
     public var labelSet: LabelSet?
@@ -64,6 +67,7 @@ public enum InterrogatorProgress: Sendable, Equatable {
     case buildingLabelTable(name: String, done: Int, total: Int)
     /// A caption is being generated: `token` of at most `maxTokens`.
     case captioning(token: Int, maxTokens: Int)
-    /// A chain-search step (`desc` as the reference names it) finished: `step` of at most `maxSteps`.
-    case chainStep(name: String, step: Int, maxSteps: Int)
+    /// A chain-search step (`desc` as the reference names it) finished: `step` of
+    /// at most `maxSteps`, and what scoring its candidates cost.
+    case chainStep(name: String, step: Int, maxSteps: Int, cost: TextEncodingCost)
 }

@@ -7,6 +7,10 @@ public enum InterrogationMode: String, Sendable, CaseIterable, Codable {
     /// Caption, then a greedy chain of flavors; the best of caption, classic,
     /// fast and chain prompts (the reference's default `interrogate`).
     case best
+    /// Best mode with a cheaper, deterministic chain search (``TurboSettings``):
+    /// best-mode quality at a fraction of its cost, never less similar to the
+    /// image than fast mode.
+    case turbo
     /// "caption, medium artist, trending, movement, flavors".
     case classic
     /// The caption followed by the top-ranked labels.
@@ -105,7 +109,7 @@ extension Interrogator {
     public func interrogate(_ images: [RGBImage], mode: InterrogationMode, options: InterrogationOptions = .init()) throws -> InterrogationResult {
         guard let first = images.first else { throw InterrogatorError.noImages }
         var result = InterrogationResult(mode: mode)
-        let needsCaption = [.best, .classic, .fast, .caption].contains(mode)
+        let needsCaption = [.best, .turbo, .classic, .fast, .caption].contains(mode)
         if needsCaption { result.caption = try options.subject ?? caption(first) }
         if mode == .caption {
             result.prompt = result.caption
@@ -114,8 +118,9 @@ extension Interrogator {
         let image = try imageEmbedding(images)
         let caption = result.caption ?? ""
         switch mode {
-        case .best:
-            result.prompt = try bestPrompt(image: image, caption: caption, minFlavors: options.minFlavors, maxFlavors: options.maxFlavors)
+        case .best, .turbo:
+            result.prompt = try bestPrompt(image: image, caption: caption, minFlavors: options.minFlavors, maxFlavors: options.maxFlavors,
+                                           turbo: mode == .turbo ? configuration.turbo : nil)
         case .classic:
             result.prompt = try classicPrompt(image: image, caption: caption)
         case .fast:

@@ -8,18 +8,20 @@ extension Interrogator {
     /// `interrogate_fast`: the caption followed by the top `maxFlavors` labels of
     /// the merged tables, cut to fit CLIP's context.
     public func fastPrompt(image: [Float], caption: String, maxFlavors: Int = 32) throws -> String {
-        let tops = try labelTables().merged.rankLabels(image, topCount: maxFlavors, method: configuration.ranking)
-        return truncateToFit(caption + ", " + tops.joined(separator: ", "))
+        fastPrompt(caption: caption, tops: try labelTables().merged.rankLabels(image, topCount: maxFlavors, method: configuration.ranking))
+    }
+
+    /// Fast mode's prompt from the merged tables' top labels.
+    func fastPrompt(caption: String, tops: [String]) -> String {
+        truncateToFit(caption + ", " + tops.joined(separator: ", "))
     }
 
     /// `interrogate_classic`: "caption, medium artist, trending, movement, flavors".
     public func classicPrompt(image: [Float], caption: String, maxFlavors: Int = 3) throws -> String {
         let ranking = configuration.ranking
         let tables = try labelTables()
-        let medium = tables.mediums.rankLabels(image, topCount: 1, method: ranking)[0]
-        let artist = tables.artists.rankLabels(image, topCount: 1, method: ranking)[0]
-        let trending = tables.trendings.rankLabels(image, topCount: 1, method: ranking)[0]
-        let movement = tables.movements.rankLabels(image, topCount: 1, method: ranking)[0]
+        func top(_ table: LabelTable) -> String { table.rankLabels(image, topCount: 1, method: ranking).first ?? "" }
+        let (medium, artist, trending, movement) = (top(tables.mediums), top(tables.artists), top(tables.trendings), top(tables.movements))
         let flavors = tables.flavors.rankLabels(image, topCount: maxFlavors, method: ranking).joined(separator: ", ")
         let prompt = caption.pythonHasPrefix(medium)
             ? "\(caption) \(artist), \(trending), \(movement), \(flavors)"
@@ -31,14 +33,28 @@ extension Interrogator {
     /// then whichever of caption, classic, fast and chain prompts is most similar
     /// to the image.
     public func bestPrompt(image: [Float], caption: String, minFlavors: Int = 8, maxFlavors: Int = 32) throws -> String {
-        let flavors = try labelTables().merged.rankLabels(image, topCount: configuration.flavorIntermediateCount,
-                                                          method: configuration.ranking)
-        let chained = try chain(image: image, phrases: flavors, start: (caption, try similarity(image, caption)),
-                                minCount: minFlavors, maxCount: maxFlavors, name: "Flavor chain")
+        try bestPrompt(image: image, caption: caption, minFlavors: minFlavors, maxFlavors: maxFlavors, turbo: nil)
+    }
+
+    /// Best mode, with the exact chain or (given `turbo` settings) the turbo chain
+    /// (``turboChain(image:phrases:start:minCount:maxCount:settings:name:trace:)``).
+    /// The merged tables are ranked once for the chain's candidates and fast
+    /// mode's labels.
+    func bestPrompt(image: [Float], caption: String, minFlavors: Int, maxFlavors: Int, turbo: TurboSettings?) throws -> String {
+        let merged = try labelTables().merged
+        let flavors = merged.rankLabels(image, topCount: max(configuration.flavorIntermediateCount, maxFlavors), method: configuration.ranking)
+        let pool = Array(flavors.prefix(configuration.flavorIntermediateCount))
+        // As the reference's chain(best_prompt=caption): an empty caption means no
+        // starting prompt, and the chain starts from the best phrase.
+        let start = caption.isEmpty ? nil : (prompt: caption, similarity: try similarity(image, caption))
+        let chained = try turbo.map {
+            try turboChain(image: image, phrases: pool, start: start, minCount: minFlavors, maxCount: maxFlavors, settings: $0,
+                           name: "Turbo chain")
+        } ?? chain(image: image, phrases: pool, start: start, minCount: minFlavors, maxCount: maxFlavors, name: "Flavor chain")
         // The reference passes max_flavors to classic mode here, so its classic
         // candidate carries up to 32 flavors.
         let candidates = [caption, try classicPrompt(image: image, caption: caption, maxFlavors: maxFlavors),
-                          try fastPrompt(image: image, caption: caption, maxFlavors: maxFlavors), chained]
+                          fastPrompt(caption: caption, tops: Array(flavors.prefix(maxFlavors))), chained]
         let scores = try similarities(image, candidates)
         return candidates[Self.firstIndexOfMaximum(scores)]
     }
@@ -77,10 +93,12 @@ extension Interrogator {
     /// that tokenise identically) depends on `PYTHONHASHSEED`. Here phrases keep
     /// the order they were given in (best-ranked first, duplicates dropped), and
     /// ties go to the earliest.
-    /// `trace` receives each step's candidates and their (sign-adjusted) scores.
+    /// `trace` receives each step's candidates, their (sign-adjusted) scores and
+    /// what scoring them cost.
     func chain(image: [Float], phrases: [String], start: (prompt: String, similarity: Float)?, minCount: Int,
                maxCount: Int, reverse: Bool = false, name: String,
-               trace: ((_ step: Int, _ candidates: [String], _ scores: [Float]) -> Void)? = nil) throws -> String {
+               trace: ((_ step: Int, _ candidates: [String], _ scores: [Float], _ cost: TextEncodingCost) -> Void)? = nil)
+        throws -> String {
         var remaining = Self.uniqued(phrases)
         var best: (prompt: String, similarity: Float)
         if let start {
@@ -97,15 +115,13 @@ extension Interrogator {
         for step in 0..<maxCount {
             guard !remaining.isEmpty else { break }
             let candidates = remaining.map { "\(current.prompt), \($0)" }
-            var scores = configuration.reuseChainPrefix
-                ? try continuationSimilarities(image, prefix: current.prompt, candidates)
-                : try similarities(image, candidates)
+            var (scores, cost) = try continuationSimilarities(image, prefix: current.prompt, candidates)
             if reverse { scores = scores.map { -$0 } }
-            trace?(step, candidates, scores)
+            trace?(step, candidates, scores, cost)
             let index = Self.firstIndexOfMaximum(scores)
             let (prompt, score) = (candidates[index], scores[index])
             if score > best.similarity { best = (prompt, score) }
-            configuration.progress?(.chainStep(name: name, step: step + 1, maxSteps: maxCount))
+            configuration.progress?(.chainStep(name: name, step: step + 1, maxSteps: maxCount, cost: cost))
             guard score > current.similarity || step < minCount else { break }
             current = (prompt, score)
             if encoder.fillsContext(current.prompt) { break }
@@ -114,12 +130,19 @@ extension Interrogator {
         return best.prompt
     }
 
-    /// Similarities of texts that all start with `prefix` followed by more text:
-    /// through the encoder's shared-prefix path when it has one.
-    func continuationSimilarities(_ image: [Float], prefix: String, _ texts: [String]) throws -> [Float] {
-        guard let sharing = encoder as? any PrefixSharingTextEncoder else { return try similarities(image, texts) }
+    /// Similarities of texts that all start with `prefix` followed by more text,
+    /// and what computing them cost: through the encoder's shared-prefix path
+    /// when it has one and ``InterrogatorConfiguration/reuseChainPrefix`` is set,
+    /// else one by one.
+    func continuationSimilarities(_ image: [Float], prefix: String, _ texts: [String]) throws -> ([Float], TextEncodingCost) {
+        let tokens = texts.map(encoder.tokenize)
+        guard configuration.reuseChainPrefix, let sharing = encoder as? any PrefixSharingTextEncoder else {
+            let cost = TextEncodingCost(texts: texts.count, tokens: tokens.reduce(0) { $0 + $1.count })
+            return (rowDotProducts(try encoder.textEmbeddings(tokens), image), TextEncodingCost(texts: cost.texts, tokens: cost.tokens, tokensEncoded: cost.tokens))
+        }
         let prefixTokens = Array(sharing.tokenize(prefix).dropLast()) // without the end token
-        return rowDotProducts(try sharing.textEmbeddings(texts.map(sharing.tokenize), sharingPrefix: prefixTokens).embeddings, image)
+        let (embeddings, cost) = try sharing.textEmbeddings(tokens, sharingPrefix: prefixTokens)
+        return (rowDotProducts(embeddings, image), cost)
     }
 
     /// The first index of the largest value (`argmax`).

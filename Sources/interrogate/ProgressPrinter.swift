@@ -54,7 +54,7 @@ final class ProgressPrinter: @unchecked Sendable {
                 FileHandle.standardError.write(Data("\rcaption: token \(token)/\(maxTokens)   ".utf8))
                 lastDraw = Date()
             }
-        case let .chainStep(name, step, maxSteps):
+        case let .chainStep(name, step, maxSteps, _):
             if interactive { FileHandle.standardError.write(Data("\r\(name): \(step)/\(maxSteps)   ".utf8)) }
         }
     }

@@ -37,9 +37,9 @@ final class ChainSearchTests: XCTestCase {
             var cachedSteps: [(Int, [String], [Float])] = [], fullSteps: [(Int, [String], [Float])] = []
             let start: (String, Float)? = reverse ? nil : ("a tiny random caption", try cached.similarity(image, "a tiny random caption"))
             let a = try cached.chain(image: image, phrases: phrases, start: start, minCount: 8, maxCount: 32,
-                                     reverse: reverse, name: "test") { cachedSteps.append(($0, $1, $2)) }
+                                     reverse: reverse, name: "test") { cachedSteps.append(($0, $1, $2)); _ = $3 }
             let b = try full.chain(image: image, phrases: phrases, start: start, minCount: 8, maxCount: 32,
-                                   reverse: reverse, name: "test") { fullSteps.append(($0, $1, $2)) }
+                                   reverse: reverse, name: "test") { fullSteps.append(($0, $1, $2)); _ = $3 }
             XCTAssertEqual(a, b, "the same prompt (reverse: \(reverse))")
             XCTAssertEqual(cachedSteps.count, fullSteps.count)
             XCTAssertGreaterThanOrEqual(cachedSteps.count, 8, "a full chain of at least min_count steps")
