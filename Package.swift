@@ -13,6 +13,7 @@ let package = Package(
     products: [
         .library(name: "NeuralCore", targets: ["NeuralCore"]),
         .library(name: "NeuralModels", targets: ["NeuralModels"]),
+        .library(name: "HuggingFaceHub", targets: ["HuggingFaceHub"]),
         .library(name: "ClipInterrogator", targets: ["ClipInterrogator"]),
         .executable(name: "interrogate", targets: ["interrogate"]),
         .executable(name: "interrogate-bench", targets: ["interrogate-bench"]),
@@ -58,16 +59,21 @@ let package = Package(
             dependencies: ["NeuralCore", "CImageCodecs"],
             swiftSettings: swiftSettings
         ),
+        // The Hugging Face Hub client: Foundation only, usable by any package.
+        .target(
+            name: "HuggingFaceHub",
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "ClipInterrogator",
-            dependencies: ["NeuralCore", "NeuralModels"],
+            dependencies: ["NeuralCore", "NeuralModels", "HuggingFaceHub"],
             resources: [.copy("Resources/data")],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
             name: "interrogate",
             dependencies: [
-                "ClipInterrogator", "NeuralModels", "NeuralCore",
+                "ClipInterrogator", "HuggingFaceHub", "NeuralModels", "NeuralCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -92,8 +98,14 @@ let package = Package(
         ),
         .testTarget(
             name: "ClipInterrogatorTests",
-            dependencies: ["ClipInterrogator", "NeuralModels", "NeuralCore", "TestSupport"],
+            dependencies: ["ClipInterrogator", "HuggingFaceHub", "NeuralModels", "NeuralCore", "TestSupport"],
             path: "Tests/ClipInterrogatorTests",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "HuggingFaceHubTests",
+            dependencies: ["HuggingFaceHub"],
+            path: "Tests/HuggingFaceHubTests",
             swiftSettings: swiftSettings
         ),
         .testTarget(

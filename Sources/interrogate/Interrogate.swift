@@ -1,6 +1,7 @@
 import ArgumentParser
 import ClipInterrogator
 import Foundation
+import HuggingFaceHub
 import NeuralCore
 import NeuralModels
 
@@ -142,10 +143,10 @@ struct Interrogate: ParsableCommand {
     /// The CLIP and caption checkpoint folders named by --clip and --caption (found
     /// locally, in the hub cache or downloaded), with the label caches' model name set.
     func resolveModels(_ configuration: inout InterrogatorConfiguration, needsCaption: Bool) throws -> (URL, URL?) {
-        var environment = try HubEnvironment.current()
+        var environment = try HubEnvironment.current(userAgent: HubEnvironment.interrogatorUserAgent)
         if offline { environment.offline = true }
         let downloads = quiet ? nil : DownloadPrinter()
-        var resolver = ModelResolver(environment: environment)
+        var resolver = ModelResolver(environment: environment, aliases: .clipInterrogator)
         if let downloads { resolver.progress = { downloads.report($0) } }
         let clipModel = try resolver.resolve(clip ?? "ViT-L-14/openai", files: HubFileSet.clip)
         configuration.encoderName = try clipModel.labelCacheName()

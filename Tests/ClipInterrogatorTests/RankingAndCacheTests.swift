@@ -1,4 +1,5 @@
 import Foundation
+import HuggingFaceHub
 import NeuralCore
 @testable import ClipInterrogator
 import TestSupport

@@ -1,4 +1,5 @@
 import Foundation
+import HuggingFaceHub
 
 /// The model names clip-interrogator 0.6.0 accepts (open_clip's `ARCH/PRETRAINED`
 /// for CLIP, its own `blip-*` names for captioners) and the Hugging Face
@@ -55,4 +56,12 @@ public enum ModelAliases {
     public static func referenceName(forRepository repository: String) -> String? {
         all.first { $0.repository.lowercased() == repository.lowercased() }?.name
     }
+}
+
+extension RepositoryAliases {
+    /// The reference's model names (``ModelAliases``), for a ``ModelResolver`` that
+    /// accepts them beside directories and repository ids:
+    /// `ModelResolver(environment: environment, aliases: .clipInterrogator)`.
+    public static let clipInterrogator = RepositoryAliases(names: ModelAliases.all.map(\.name),
+                                                          repository: ModelAliases.repository(for:))
 }

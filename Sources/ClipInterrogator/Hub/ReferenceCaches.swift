@@ -1,4 +1,5 @@
 import Foundation
+import HuggingFaceHub
 
 /// The label-embedding caches clip-interrogator publishes for its models
 /// (the Hugging Face repository `pharma/ci-preprocess`, which the reference
@@ -15,6 +16,10 @@ public enum ReferenceCaches {
     /// downloaded into (or found in) the Hugging Face cache; nil when none could
     /// be had (offline, no network, or none published for this model). A cache
     /// whose labels do not match is ignored later by its hash.
+    /// - Parameters:
+    ///   - modelName: the CLIP model's label-cache name (``ResolvedModel/labelCacheName()``).
+    ///   - resolver: finds the caches in, or downloads them into, the Hugging Face cache.
+    /// - Returns: the folder, or nil.
     public static func resolve(modelName: String, with resolver: ModelResolver) -> URL? {
         let cache = LabelEmbeddingCache(directory: URL(fileURLWithPath: "/"), modelName: modelName)
         let files = HubFileSet(tables.map { .optional(cache.fileURL(table: $0).lastPathComponent) })

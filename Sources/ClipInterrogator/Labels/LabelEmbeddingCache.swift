@@ -1,4 +1,5 @@
 import Foundation
+import HuggingFaceHub
 import NeuralCore
 
 /// Label embeddings cached on disk in clip-interrogator 0.6.0's own format, so

@@ -1,6 +1,5 @@
-@testable import ClipInterrogator
+@testable import HuggingFaceHub
 import Foundation
-import TestSupport
 import XCTest
 
 /// Model resolution and download against a loopback imitation of the hub
@@ -39,6 +38,11 @@ final class HubTests: XCTestCase {
         return HubEnvironment(endpoint: endpoint, cacheDirectory: cacheRoot, offline: offline)
     }
 
+    /// One alias, as an application would supply it.
+    private static let aliases = RepositoryAliases(names: ["ViT-L-14/openai"]) {
+        $0 == "ViT-L-14/openai" ? "openai/clip-vit-large-patch14" : nil
+    }
+
     private var fastOptions: HubDownloadOptions {
         var options = HubDownloadOptions()
         options.retryDelay = 0
@@ -68,23 +72,20 @@ final class HubTests: XCTestCase {
 
     // MARK: Names and environment
 
-    func testAliasesMapBothWays() throws {
-        XCTAssertEqual(ModelAliases.repository(for: "ViT-L-14/openai"), "openai/clip-vit-large-patch14")
-        XCTAssertEqual(ModelAliases.repository(for: "ViT-bigG-14/laion2b_s39b_b160k"), "laion/CLIP-ViT-bigG-14-laion2B-39B-b160k")
-        XCTAssertEqual(ModelAliases.repository(for: "blip-large"), "Salesforce/blip-image-captioning-large")
-        XCTAssertEqual(ModelAliases.repository(for: "vit-h-14/LAION2B_S32B_B79K"), "laion/CLIP-ViT-H-14-laion2B-s32B-b79K")
-        XCTAssertNil(ModelAliases.repository(for: "ViT-X/nobody"))
-        for alias in ModelAliases.all {
-            XCTAssertEqual(ModelAliases.referenceName(forRepository: alias.repository), alias.name)
-            XCTAssertEqual(ModelAliases.referenceName(forRepository: alias.repository.uppercased()), alias.name)
-        }
-        XCTAssertEqual(ModelAliases.all.count, 8)
-        XCTAssertEqual(try ModelResolver.repository(for: "ViT-B-32/openai"), "openai/clip-vit-base-patch32")
+    func testRepositoryIDsAndAliases() throws {
+        XCTAssertEqual(try ModelResolver.repository(for: "ViT-L-14/openai", aliases: Self.aliases), "openai/clip-vit-large-patch14")
         XCTAssertEqual(try ModelResolver.repository(for: "some-org/some.model_1"), "some-org/some.model_1")
+        XCTAssertEqual(try ModelResolver.repository(for: "some-org/some.model_1", aliases: Self.aliases), "some-org/some.model_1")
         for bad in ["no-slash", "a/b/c", "a--b/c", "../x", "a/", "/b", "org/na me"] {
             XCTAssertThrowsError(try ModelResolver.repository(for: bad), bad) { error in
-                guard case HubError.unknownModel(bad) = error else { return XCTFail("\(bad): \(error)") }
+                guard case HubError.unknownModel(bad, []) = error else { return XCTFail("\(bad): \(error)") }
+                XCTAssertEqual(error.localizedDescription,
+                               "'\(bad)' is not an existing directory or a Hugging Face repository id (org/name)")
             }
+        }
+        XCTAssertThrowsError(try ModelResolver.repository(for: "no-slash", aliases: Self.aliases)) { error in
+            XCTAssertEqual(error.localizedDescription, "'no-slash' is not an existing directory, a Hugging Face repository id "
+                           + "(org/name) or a known model name (ViT-L-14/openai)")
         }
     }
 
@@ -133,36 +134,13 @@ final class HubTests: XCTestCase {
         XCTAssertEqual(resolved.source, .localDirectory)
         XCTAssertEqual(resolved.directory.path, directory.path)
         XCTAssertNil(resolved.repository)
-        XCTAssertNil(resolved.referenceName)
 
         // A snapshot directory of the cache knows its repository.
         let snapshot = cacheRoot.appendingPathComponent("models--openai--clip-vit-large-patch14/snapshots/abc")
         try FileManager.default.createDirectory(at: snapshot, withIntermediateDirectories: true)
         let fromSnapshot = try resolver.resolve(snapshot.path, files: .clip)
         XCTAssertEqual(fromSnapshot.repository, "openai/clip-vit-large-patch14")
-        XCTAssertEqual(fromSnapshot.referenceName, "ViT-L-14/openai")
         XCTAssertEqual(fromSnapshot.commit, "abc")
-        XCTAssertEqual(try fromSnapshot.labelCacheName(), "ViT-L-14/openai", "reference caches interchange")
-    }
-
-    func testLocalCheckpointsOfTheSameFolderNameGetTheirOwnLabelCaches() throws {
-        let resolver = ModelResolver(environment: try unreachableEnvironment())
-        func checkpoint(_ parent: String, weights: [UInt8]) throws -> String {
-            let directory = temporary.appendingPathComponent(parent).appendingPathComponent("my-clip")
-            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-            try Data("{}".utf8).write(to: directory.appendingPathComponent("config.json"))
-            try Data(weights).write(to: directory.appendingPathComponent("model.safetensors"))
-            return try resolver.resolve(directory.path, files: .clip).labelCacheName()
-        }
-        var random = SplitMix64(seed: 7)
-        let weights = (0..<3_000_000).map { _ in UInt8(truncatingIfNeeded: random.next()) }
-        var retrained = weights
-        retrained[1_500_000] ^= 1   // a byte in one of the sampled stretches (retraining changes them all)
-        let name = try checkpoint("a", weights: weights)
-        XCTAssertTrue(name.hasPrefix("my-clip-") && name.count == "my-clip-".count + 12, name)
-        XCTAssertEqual(try checkpoint("b", weights: weights), name, "a copy elsewhere shares the caches")
-        XCTAssertNotEqual(try checkpoint("c", weights: retrained), name)
-        XCTAssertNotEqual(try checkpoint("d", weights: Array(weights.dropLast())), name)
     }
 
     func testPrePopulatedCacheIsUsedWithoutNetwork() throws {
@@ -181,12 +159,12 @@ final class HubTests: XCTestCase {
                                                        withDestinationPath: "../../blobs/\(etag)")
         }
         for offline in [false, true] {
-            let resolver = ModelResolver(environment: try unreachableEnvironment(offline: offline))
+            let resolver = ModelResolver(environment: try unreachableEnvironment(offline: offline), aliases: Self.aliases)
             let resolved = try resolver.resolve("ViT-L-14/openai", files: .clip)
             XCTAssertEqual(resolved.source, .cache)
             XCTAssertEqual(resolved.directory.path, snapshot.path)
             XCTAssertEqual(resolved.commit, commit)
-            XCTAssertEqual(resolved.referenceName, "ViT-L-14/openai")
+            XCTAssertEqual(resolved.repository, "openai/clip-vit-large-patch14")
             XCTAssertEqual(try String(contentsOf: resolved.directory.appendingPathComponent("vocab.json"), encoding: .utf8), "vocab.json")
         }
 
@@ -286,6 +264,22 @@ final class HubTests: XCTestCase {
         let again = try ModelResolver(environment: fake.environment(cache: cacheRoot)).resolve("test-org/test-model", files: .clip)
         XCTAssertEqual(again.source, .cache)
         XCTAssertEqual(again.directory.path, snapshot.path)
+    }
+
+    func testUserAgentNamesTheApplication() throws {
+        let fake = try FakeHub(files: Self.clipFiles(weights: 1_000))
+        defer { fake.stop() }
+        _ = try ModelResolver(environment: fake.environment(cache: cacheRoot), options: fastOptions)
+            .resolve("test-org/test-model", files: .clip)
+        XCTAssertTrue(fake.hubRequests.allSatisfy { $0.header("user-agent") == HubEnvironment.defaultUserAgent })
+        let variables = ["HF_ENDPOINT": fake.endpoint.absoluteString, "HOME": temporary.path,
+                         "HF_HUB_CACHE": temporary.appendingPathComponent("second-cache").path]
+        let before = fake.hubRequests.count
+        _ = try ModelResolver(environment: HubEnvironment(variables: variables, userAgent: "my-app/1.0"), options: fastOptions)
+            .resolve("test-org/test-model", files: .clip)
+        XCTAssertGreaterThan(fake.hubRequests.count, before)
+        XCTAssertTrue(fake.hubRequests.dropFirst(before).allSatisfy { $0.header("user-agent") == "my-app/1.0" })
+        XCTAssertTrue(fake.cdnRequests.allSatisfy { $0.header("user-agent") != nil })
     }
 
     func testRedirectToSecondPathOnSameHostKeepsToken() throws {
@@ -539,4 +533,12 @@ private final class ProgressLog: @unchecked Sendable {
         defer { lock.unlock() }
         return reports
     }
+}
+
+extension HubFileSet {
+    /// A CLIP checkpoint's files, as an application would list them: three required
+    /// files, three optional ones and the weights.
+    static let clip = HubFileSet(["config.json", "vocab.json", "merges.txt"].map { .required($0) }
+        + ["preprocessor_config.json", "tokenizer_config.json", "special_tokens_map.json"].map { .optional($0) }
+        + [.safetensors(stem: "model")])
 }

@@ -2,14 +2,17 @@ import Foundation
 
 /// Where and how to reach the Hugging Face hub, and where its cache lives.
 ///
-/// ``current()`` reads the same environment variables as `huggingface_hub`
+/// ``current(userAgent:)`` reads the same environment variables as `huggingface_hub`
 /// (`HF_ENDPOINT`, `HF_TOKEN`, `HF_HUB_CACHE`, `HF_HOME`, `HF_HUB_OFFLINE`, …), so
-/// the Swift resolver and the Python tools share one cache. Tests build a value
-/// by hand, or from a dictionary with ``init(variables:)``, and never touch the
+/// a Swift program and the Python tools share one cache. Tests build a value
+/// by hand, or from a dictionary with ``init(variables:userAgent:)``, and never touch the
 /// real hub or the user's cache.
 public struct HubEnvironment: Sendable, Equatable {
     /// `https://huggingface.co`.
     public static let defaultEndpoint = URL(string: "https://huggingface.co")!
+
+    /// `swift-huggingface-hub`: the `User-Agent` sent unless an application names itself.
+    public static let defaultUserAgent = "swift-huggingface-hub"
 
     /// The hub's base URL (`HF_ENDPOINT`); files are at `{endpoint}/{repo}/resolve/{revision}/{file}`.
     public var endpoint: URL
@@ -23,8 +26,15 @@ public struct HubEnvironment: Sendable, Equatable {
     public var userAgent: String
 
     /// Explicit settings.
+    ///
+    /// - Parameters:
+    ///   - endpoint: the hub's base URL (``defaultEndpoint`` unless a mirror is used).
+    ///   - token: an access token for private or gated repositories, or nil.
+    ///   - cacheDirectory: the cache root (what `HF_HUB_CACHE` names).
+    ///   - offline: true to use only local directories and the cache.
+    ///   - userAgent: the `User-Agent` header, naming the application.
     public init(endpoint: URL = HubEnvironment.defaultEndpoint, token: String? = nil, cacheDirectory: URL,
-                offline: Bool = false, userAgent: String = "clip-interrogator-swift") {
+                offline: Bool = false, userAgent: String = HubEnvironment.defaultUserAgent) {
         self.endpoint = endpoint
         self.token = token
         self.cacheDirectory = cacheDirectory
@@ -41,10 +51,12 @@ public struct HubEnvironment: Sendable, Equatable {
     ///   where `HF_HOME` defaults to `$XDG_CACHE_HOME/huggingface`, else `~/.cache/huggingface`;
     /// - offline: `HF_HUB_OFFLINE` or `TRANSFORMERS_OFFLINE` is `1`, `ON`, `YES` or `TRUE`.
     ///
-    /// - Parameter variables: the environment (`ProcessInfo.processInfo.environment`
-    ///   for the real one); `HOME` in it expands `~`.
+    /// - Parameters:
+    ///   - variables: the environment (`ProcessInfo.processInfo.environment`
+    ///     for the real one); `HOME` in it expands `~`.
+    ///   - userAgent: the `User-Agent` header, naming the application.
     /// - Throws: ``HubError/invalidEndpoint(_:)`` if `HF_ENDPOINT` is not an http(s) URL.
-    public init(variables: [String: String]) throws {
+    public init(variables: [String: String], userAgent: String = HubEnvironment.defaultUserAgent) throws {
         func value(_ name: String) -> String? {
             guard let text = variables[name], !text.isEmpty else { return nil }
             return text
@@ -83,12 +95,14 @@ public struct HubEnvironment: Sendable, Equatable {
         let offline = (value("HF_HUB_OFFLINE") ?? value("TRANSFORMERS_OFFLINE")).map { truthy.contains($0.uppercased()) } ?? false
 
         self.init(endpoint: endpoint, token: token, cacheDirectory: URL(fileURLWithPath: cache, isDirectory: true),
-                  offline: offline)
+                  offline: offline, userAgent: userAgent)
     }
 
-    /// Settings from this process's environment (see ``init(variables:)``).
+    /// Settings from this process's environment (see ``init(variables:userAgent:)``).
+    /// - Parameter userAgent: the `User-Agent` header, naming the application.
+    /// - Returns: the settings the process's environment variables describe.
     /// - Throws: ``HubError/invalidEndpoint(_:)`` if `HF_ENDPOINT` is not an http(s) URL.
-    public static func current() throws -> HubEnvironment {
-        try HubEnvironment(variables: ProcessInfo.processInfo.environment)
+    public static func current(userAgent: String = HubEnvironment.defaultUserAgent) throws -> HubEnvironment {
+        try HubEnvironment(variables: ProcessInfo.processInfo.environment, userAgent: userAgent)
     }
 }

@@ -1,5 +1,6 @@
-/// SHA-256 (FIPS 180-4), incremental. Used for the label-cache hash the reference
-/// stores and for verifying downloads.
+/// SHA-256 (FIPS 180-4), incremental, in plain Swift with no dependency. The client
+/// verifies LFS downloads with it; it is public for callers that hash their own
+/// data the way the Python tools do (`hashlib.sha256(…).hexdigest()`).
 public struct SHA256: Sendable {
     private var state: [UInt32] = [
         0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
@@ -22,6 +23,7 @@ public struct SHA256: Sendable {
     public init() {}
 
     /// Feeds `bytes`.
+    /// - Parameter bytes: the next part of the message.
     public mutating func update(_ bytes: UnsafeRawBufferPointer) {
         length &+= UInt64(bytes.count)
         var offset = 0
@@ -41,12 +43,15 @@ public struct SHA256: Sendable {
     }
 
     /// Feeds `bytes`.
+    /// - Parameter bytes: the next part of the message.
     public mutating func update<Bytes: Sequence>(_ bytes: Bytes) where Bytes.Element == UInt8 {
         let array = Array(bytes)
         array.withUnsafeBytes { update($0) }
     }
 
-    /// The 32-byte digest of everything fed so far.
+    /// The 32-byte digest of everything fed so far (the hasher itself is unchanged,
+    /// so more input may follow).
+    /// - Returns: the digest, most significant byte first.
     public func finalize() -> [UInt8] {
         var copy = self
         let bitLength = length &* 8
@@ -57,6 +62,8 @@ public struct SHA256: Sendable {
     }
 
     /// The digest of `bytes` as 64 lowercase hex digits (Python's `hexdigest()`).
+    /// - Parameter bytes: the whole message.
+    /// - Returns: the digest in lowercase hexadecimal.
     public static func hexDigest<Bytes: Sequence>(_ bytes: Bytes) -> String where Bytes.Element == UInt8 {
         var hasher = SHA256()
         hasher.update(bytes)

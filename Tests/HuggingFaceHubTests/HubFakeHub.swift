@@ -1,5 +1,5 @@
-import ClipInterrogator
 import Foundation
+import HuggingFaceHub
 
 /// An imitation of the Hugging Face hub's `resolve` endpoint on loopback, with a
 /// second server standing in for the CDN that LFS files redirect to.

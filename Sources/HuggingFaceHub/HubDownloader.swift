@@ -411,15 +411,7 @@ private final class BlobWriter {
 
     /// Appends `bytes` to the file and the hash.
     func append(_ bytes: UnsafeRawBufferPointer) throws {
-        var done = 0
-        while done < bytes.count {
-            let n = write(descriptor, bytes.baseAddress! + done, bytes.count - done)
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw HubError.posix(path, "write")
-            }
-            done += n
-        }
+        try writeAll(bytes, to: descriptor, path: path)
         if verifySHA256 { hasher.update(bytes) }
         written += Int64(bytes.count)
     }

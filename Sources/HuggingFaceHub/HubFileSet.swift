@@ -4,7 +4,16 @@ import Foundation
 ///
 /// A cached snapshot is usable when it holds every required file and the
 /// weights; optional files are fetched when the repository has them and
-/// skipped when it answers 404.
+/// skipped when it answers 404. Applications define the sets their models need,
+/// for instance as static properties in an extension:
+///
+/// ```swift
+/// extension HubFileSet {
+///     static let sentenceEncoder = HubFileSet([
+///         .required("config.json"), .required("vocab.txt"), .safetensors(stem: "model"),
+///     ])
+/// }
+/// ```
 public struct HubFileSet: Sendable, Equatable {
     /// One file, or the weights.
     public enum Entry: Sendable, Equatable, Hashable {
@@ -22,38 +31,15 @@ public struct HubFileSet: Sendable, Equatable {
     public var entries: [Entry]
 
     /// A set of `entries`.
+    /// - Parameter entries: the files, in the order they are to be fetched.
     public init(_ entries: [Entry]) {
         self.entries = entries
     }
 
-    /// A CLIP checkpoint: config, BPE tokenizer files and `model.safetensors`
-    /// (or its shards), with the preprocessing and tokenizer settings when present.
-    public static let clip = HubFileSet([
-        .required("config.json"),
-        .required("vocab.json"),
-        .required("merges.txt"),
-        .optional("preprocessor_config.json"),
-        .optional("tokenizer_config.json"),
-        .optional("special_tokens_map.json"),
-        .safetensors(stem: "model"),
-    ])
-
-    /// A BLIP captioning checkpoint: config, WordPiece vocabulary and
-    /// `model.safetensors` (or its shards), with the preprocessing and tokenizer
-    /// settings when present.
-    public static let blip = HubFileSet([
-        .required("config.json"),
-        .required("vocab.txt"),
-        .optional("preprocessor_config.json"),
-        .optional("tokenizer_config.json"),
-        .optional("special_tokens_map.json"),
-        .optional("tokenizer.json"),
-        .optional("added_tokens.json"),
-        .safetensors(stem: "model"),
-    ])
-
     /// The files the model still needs in `directory` (required files and the
     /// weights, with shards named by an index found there); empty when it is complete.
+    /// - Parameter directory: a model folder or cache snapshot.
+    /// - Returns: the missing file names, relative to `directory`, in entry order.
     public func missingFiles(in directory: URL) -> [String] {
         var missing: [String] = []
         for entry in entries {

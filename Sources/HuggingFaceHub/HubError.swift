@@ -6,8 +6,9 @@ import Foundation
 /// Every case names what it concerns (repository, file, URL or path), and
 /// ``description`` reads as a sentence a command-line user can act on.
 public enum HubError: Error, CustomStringConvertible, LocalizedError, Sendable, Equatable {
-    /// `name` is not an existing directory, a known alias or an `org/name` repository id.
-    case unknownModel(name: String)
+    /// `name` is not an existing directory, a known alias or an `org/name` repository id;
+    /// `knownNames` are the aliases the resolver accepts (``RepositoryAliases/names``).
+    case unknownModel(name: String, knownNames: [String])
     /// `endpoint` (from `HF_ENDPOINT`) is not an `http` or `https` URL.
     case invalidEndpoint(String)
     /// A file name or revision that would leave the cache directory (`..`, an absolute path).
@@ -53,9 +54,11 @@ public enum HubError: Error, CustomStringConvertible, LocalizedError, Sendable, 
     /// A readable explanation.
     public var description: String {
         switch self {
-        case let .unknownModel(name):
+        case let .unknownModel(name, knownNames) where knownNames.isEmpty:
+            return "'\(name)' is not an existing directory or a Hugging Face repository id (org/name)"
+        case let .unknownModel(name, knownNames):
             return "'\(name)' is not an existing directory, a Hugging Face repository id (org/name) or a known model name ("
-                + ModelAliases.all.map(\.name).joined(separator: ", ") + ")"
+                + knownNames.joined(separator: ", ") + ")"
         case let .invalidEndpoint(value):
             return "HF_ENDPOINT '\(value)' is not an http or https URL"
         case let .invalidName(name):

@@ -12,6 +12,11 @@ public struct HubDownloadProgress: Sendable, Equatable {
     public var totalBytes: Int64?
 
     /// A report of `completedBytes` of `totalBytes` of `repository`'s `file`.
+    /// - Parameters:
+    ///   - repository: the repository id.
+    ///   - file: the file within it.
+    ///   - completedBytes: bytes of the file on disk so far.
+    ///   - totalBytes: the file's size, or nil when unknown.
     public init(repository: String, file: String, completedBytes: Int64, totalBytes: Int64?) {
         self.repository = repository
         self.file = file
@@ -65,59 +70,13 @@ public struct ResolvedModel: Sendable, Equatable {
     public let commit: String?
     /// Where the files came from.
     public let source: Source
-
-    /// The reference's name of the model (`ViT-L-14/openai`) when the repository is
-    /// in ``ModelAliases``; used to name label-embedding caches as the reference does.
-    public var referenceName: String? {
-        repository.flatMap(ModelAliases.referenceName(forRepository:))
-    }
-
-    /// The name to file this CLIP model's label-embedding caches under
-    /// (``InterrogatorConfiguration/encoderName``): the reference's name when it
-    /// has one, so caches interchange with the reference's; else the repository
-    /// id; else, for a plain local directory, its name and a fingerprint of its
-    /// files (`my-clip-3f9a0c2b71d4`), so that two checkpoints in folders of the
-    /// same name, or one retrained in place, never share cache files (a cache
-    /// only checks its labels, not the model that embedded them).
-    ///
-    /// - Throws: when the directory's files cannot be read.
-    public func labelCacheName() throws -> String {
-        if let name = referenceName ?? repository { return name }
-        return "\(directory.lastPathComponent)-\(try Self.fingerprint(of: directory))"
-    }
-
-    /// 12 hex digits of a SHA-256 over `config.json` and, for every `.safetensors`
-    /// file (by name), its name, size, first and last MiB and 256 evenly spaced
-    /// 4 KiB samples: a few MB read however large the checkpoint, and different
-    /// whenever retraining or fine-tuning changes the weights.
-    static func fingerprint(of directory: URL) throws -> String {
-        var hasher = SHA256()
-        let config = directory.appendingPathComponent("config.json")
-        if let data = FileManager.default.contents(atPath: config.path) { hasher.update(data) }
-        let names = try FileManager.default.contentsOfDirectory(atPath: directory.path)
-            .filter { $0.hasSuffix(".safetensors") }.sorted()
-        for name in names {
-            let handle = try FileHandle(forReadingFrom: directory.appendingPathComponent(name))
-            defer { try? handle.close() }
-            let size = try handle.seekToEnd()
-            hasher.update(Array("\(name):\(size);".utf8))
-            let mebibyte: UInt64 = 1 << 20, sample: UInt64 = 4096
-            var ranges = [(0, min(size, mebibyte)), (size - min(size, mebibyte), min(size, mebibyte))]
-            ranges += (0..<256).map { (size * UInt64($0) / 256, min(sample, size - size * UInt64($0) / 256)) }
-            for (offset, length) in ranges {
-                try handle.seek(toOffset: offset)
-                hasher.update(try handle.read(upToCount: Int(length)) ?? Data())
-            }
-        }
-        return hasher.finalize().prefix(6).map { String(format: "%02x", $0) }.joined()
-    }
 }
 
 /// Finds a model's files: a local directory, a snapshot in the Hugging Face cache,
 /// or a download from the hub into that cache.
 ///
-/// A model is named by (a) an existing directory, used as is; (b) a reference
-/// name from ``ModelAliases`` (`ViT-L-14/openai`); or (c) a repository id
+/// A model is named by (a) an existing directory, used as is; (b) an alias the
+/// application supplies (``RepositoryAliases``); or (c) a repository id
 /// (`org/name`). For (b) and (c) a cached snapshot holding every needed file is
 /// used without any network access; otherwise the missing files are downloaded
 /// from `{endpoint}/{repo}/resolve/{revision}/{file}` into the cache layout that
@@ -138,13 +97,22 @@ public struct ModelResolver: Sendable {
     public var options: HubDownloadOptions
     /// Receives download progress (on a background thread); nil is quiet.
     public var progress: (@Sendable (HubDownloadProgress) -> Void)?
+    /// Names accepted in place of repository ids.
+    public var aliases: RepositoryAliases
 
-    /// A resolver for `environment` (``HubEnvironment/current()`` for the process's).
+    /// A resolver for `environment`.
+    /// - Parameters:
+    ///   - environment: endpoint, token, cache and offline switch
+    ///     (``HubEnvironment/current(userAgent:)`` for the process's).
+    ///   - options: retry and timeout settings.
+    ///   - progress: receives download progress (on a background thread); nil is quiet.
+    ///   - aliases: names accepted in place of repository ids; none by default.
     public init(environment: HubEnvironment, options: HubDownloadOptions = HubDownloadOptions(),
-                progress: (@Sendable (HubDownloadProgress) -> Void)? = nil) {
+                progress: (@Sendable (HubDownloadProgress) -> Void)? = nil, aliases: RepositoryAliases = .none) {
         self.environment = environment
         self.options = options
         self.progress = progress
+        self.aliases = aliases
     }
 
     /// The cache this resolver reads and fills.
@@ -152,10 +120,14 @@ public struct ModelResolver: Sendable {
 
     /// The repository `model` names: the alias's repository, or `model` itself if
     /// it is a valid `org/name` id.
-    /// - Throws: ``HubError/unknownModel(name:)``.
-    public static func repository(for model: String) throws -> String {
-        if let repository = ModelAliases.repository(for: model) { return repository }
-        guard RepositoryPath.isRepositoryID(model) else { throw HubError.unknownModel(name: model) }
+    /// - Parameters:
+    ///   - model: an alias or a repository id.
+    ///   - aliases: the aliases accepted.
+    /// - Returns: the repository id.
+    /// - Throws: ``HubError/unknownModel(name:knownNames:)``.
+    public static func repository(for model: String, aliases: RepositoryAliases = .none) throws -> String {
+        if let repository = aliases.repository(for: model) { return repository }
+        guard RepositoryPath.isRepositoryID(model) else { throw HubError.unknownModel(name: model, knownNames: aliases.names) }
         return model
     }
 
@@ -163,9 +135,10 @@ public struct ModelResolver: Sendable {
     /// for the order in which a directory, the cache and the hub are tried).
     ///
     /// - Parameters:
-    ///   - model: a directory, a reference name or an `org/name` repository id.
-    ///   - files: the files needed (``HubFileSet/clip``, ``HubFileSet/blip``, …).
+    ///   - model: a directory, an alias (``aliases``) or an `org/name` repository id.
+    ///   - files: the files needed.
     ///   - revision: a branch, tag or commit hash.
+    /// - Returns: the directory and where it came from.
     /// - Throws: ``HubError``.
     public func resolve(_ model: String, files: HubFileSet, revision: String = "main") throws -> ResolvedModel {
         let path = (model as NSString).expandingTildeInPath
@@ -176,7 +149,7 @@ public struct ModelResolver: Sendable {
             return ResolvedModel(directory: directory, repository: repository,
                                  commit: repository == nil ? nil : directory.lastPathComponent, source: .localDirectory)
         }
-        let repository = try Self.repository(for: model)
+        let repository = try Self.repository(for: model, aliases: aliases)
         try RepositoryPath.validateFile(revision)
         let cache = self.cache
         if let snapshot = cache.completeSnapshot(repository, files: files, revision: revision) {

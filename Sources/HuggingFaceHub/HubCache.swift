@@ -1,5 +1,4 @@
 import Foundation
-import NeuralCore
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -23,17 +22,22 @@ public struct HubCache: Sendable, Equatable {
     public let root: URL
 
     /// The cache at `root`.
+    /// - Parameter root: the cache root (``HubEnvironment/cacheDirectory``).
     public init(root: URL) {
         self.root = root
     }
 
     /// `models--ORG--NAME`: the folder name of `repository`.
+    /// - Parameter repository: an `org/name` repository id.
+    /// - Returns: the folder's name (not a path).
     public static func folderName(_ repository: String) -> String {
         (["models"] + repository.split(separator: "/").map(String.init)).joined(separator: "--")
     }
 
     /// The repository a `models--ORG--NAME/snapshots/<commit>` directory belongs
     /// to, or nil if `directory` is not laid out that way.
+    /// - Parameter directory: any directory.
+    /// - Returns: the `org/name` repository id, or nil.
     public static func repository(ofSnapshot directory: URL) -> String? {
         let components = directory.standardizedFileURL.pathComponents
         guard components.count >= 3, components[components.count - 2] == "snapshots" else { return nil }
@@ -44,22 +48,36 @@ public struct HubCache: Sendable, Equatable {
     }
 
     /// `<root>/models--ORG--NAME`.
+    /// - Parameter repository: an `org/name` repository id.
+    /// - Returns: the repository's folder in the cache (which need not exist).
     public func repositoryDirectory(_ repository: String) -> URL {
         root.appendingPathComponent(Self.folderName(repository), isDirectory: true)
     }
 
     /// `<root>/models--ORG--NAME/snapshots/<commit>`.
+    /// - Parameters:
+    ///   - repository: an `org/name` repository id.
+    ///   - commit: a commit hash (or the name of a snapshot folder made by hand).
+    /// - Returns: the snapshot folder (which need not exist).
     public func snapshotDirectory(_ repository: String, commit: String) -> URL {
         repositoryDirectory(repository).appendingPathComponent("snapshots", isDirectory: true)
             .appendingPathComponent(commit, isDirectory: true)
     }
 
     /// `<root>/models--ORG--NAME/blobs/<etag>`.
+    /// - Parameters:
+    ///   - repository: an `org/name` repository id.
+    ///   - etag: the file's etag (SHA-256 for LFS files, git SHA-1 otherwise).
+    /// - Returns: the blob's path (which need not exist).
     public func blobURL(_ repository: String, etag: String) -> URL {
         repositoryDirectory(repository).appendingPathComponent("blobs").appendingPathComponent(etag)
     }
 
     /// The commit `refs/<revision>` names, if recorded.
+    /// - Parameters:
+    ///   - repository: an `org/name` repository id.
+    ///   - revision: a branch or tag.
+    /// - Returns: the commit hash, or nil when no usable ref is recorded.
     public func commit(_ repository: String, revision: String) -> String? {
         guard (try? RepositoryPath.validateFile(revision)) != nil else { return nil }
         let url = repositoryDirectory(repository).appendingPathComponent("refs").appendingPathComponent(revision)
@@ -70,6 +88,8 @@ public struct HubCache: Sendable, Equatable {
     }
 
     /// The snapshot directories of `repository`, newest first.
+    /// - Parameter repository: an `org/name` repository id.
+    /// - Returns: the folders under `snapshots/`, by modification date, newest first.
     public func snapshots(_ repository: String) -> [URL] {
         let directory = repositoryDirectory(repository).appendingPathComponent("snapshots", isDirectory: true)
         let keys: [URLResourceKey] = [.isDirectoryKey, .contentModificationDateKey]
@@ -88,6 +108,12 @@ public struct HubCache: Sendable, Equatable {
     /// A commit-hash revision looks only at that commit's snapshot; a branch or tag
     /// looks at the commit its ref names (or a snapshot folder named like the
     /// revision); for `main` any other complete snapshot also serves, newest first.
+    ///
+    /// - Parameters:
+    ///   - repository: an `org/name` repository id.
+    ///   - files: the files that must all be present.
+    ///   - revision: a branch, tag or commit hash.
+    /// - Returns: the snapshot folder and its name (the commit), or nil.
     public func completeSnapshot(_ repository: String, files: HubFileSet, revision: String = "main") -> (directory: URL, commit: String)? {
         for candidate in candidates(repository, revision: revision) where files.missingFiles(in: candidate).isEmpty {
             return (candidate, candidate.lastPathComponent)
@@ -131,13 +157,7 @@ public struct HubCache: Sendable, Equatable {
         if self.commit(repository, revision: revision) == commit { return }
         let url = repositoryDirectory(repository).appendingPathComponent("refs").appendingPathComponent(revision)
         try Self.createDirectory(url.deletingLastPathComponent())
-        do {
-            try writeAtomically(to: url.path) { write in
-                try Array(commit.utf8).withUnsafeBytes { try write($0) }
-            }
-        } catch let error as FileError {
-            throw HubError.fileSystem(path: error.path, operation: error.operation, reason: String(cString: strerror(error.code)))
-        }
+        try writeFileAtomically(Array(commit.utf8), to: url.path)
     }
 
     /// Points `snapshots/<commit>/<file>` at `blobs/<etag>` with a relative symbolic
