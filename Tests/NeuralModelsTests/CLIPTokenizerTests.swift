@@ -11,7 +11,7 @@ final class CLIPTokenizerTests: XCTestCase {
         .appendingPathComponent("Fixtures/clip-tokenizer")
 
     /// One tokenizer for the whole suite (loading parses ~1.5 MB of JSON and merges).
-    static let shared: Result<CLIPTokenizer, TokenizerError> = Result { () throws(TokenizerError) in
+    static let shared: Result<CLIPTokenizer, CLIPTokenizerError> = Result { () throws(CLIPTokenizerError) in
         try CLIPTokenizer(directory: fixtures)
     }
 
@@ -122,11 +122,11 @@ final class CLIPTokenizerTests: XCTestCase {
     func testMissingFilesAreNamed() throws {
         let missing = Self.fixtures.appendingPathComponent("no-such-dir")
         XCTAssertThrowsError(try CLIPTokenizer(directory: missing)) { error in
-            XCTAssertEqual(error as? TokenizerError, .missingFile(missing.appendingPathComponent("vocab.json")))
+            XCTAssertEqual(error as? CLIPTokenizerError, .missingFile(missing.appendingPathComponent("vocab.json")))
         }
         XCTAssertThrowsError(try CLIPTokenizer(vocabularyURL: Self.fixtures.appendingPathComponent("vocab.json"),
                                                mergesURL: missing.appendingPathComponent("merges.txt"))) { error in
-            XCTAssertEqual(error as? TokenizerError, .missingFile(missing.appendingPathComponent("merges.txt")))
+            XCTAssertEqual(error as? CLIPTokenizerError, .missingFile(missing.appendingPathComponent("merges.txt")))
             XCTAssertTrue(String(describing: error).contains("merges.txt"))
         }
     }
@@ -142,31 +142,31 @@ final class CLIPTokenizerTests: XCTestCase {
         try Data("[1, 2, 3]".utf8).write(to: vocabulary)
         try Data("#version: 0.2\ni n\n".utf8).write(to: merges)
         XCTAssertThrowsError(try CLIPTokenizer(vocabularyURL: vocabulary, mergesURL: merges)) { error in
-            guard case .invalidVocabulary(let url, _)? = error as? TokenizerError else { return XCTFail("\(error)") }
+            guard case .invalidVocabulary(let url, _)? = error as? CLIPTokenizerError else { return XCTFail("\(error)") }
             XCTAssertEqual(url, vocabulary)
         }
 
         try Data(#"{"a": 0, "b": 1}"#.utf8).write(to: vocabulary)
         XCTAssertThrowsError(try CLIPTokenizer(vocabularyURL: vocabulary, mergesURL: merges)) { error in
-            XCTAssertEqual(error as? TokenizerError, .invalidVocabulary(vocabulary, reason: "missing token \"<|startoftext|>\""))
+            XCTAssertEqual(error as? CLIPTokenizerError, .invalidVocabulary(vocabulary, reason: "missing token \"<|startoftext|>\""))
         }
 
         try Data("#version: 0.2\ni n\nt h e x\n".utf8).write(to: merges)
         XCTAssertThrowsError(try CLIPTokenizer(vocabularyURL: realVocabulary, mergesURL: merges)) { error in
-            guard case .invalidMerges(let url, let line, _)? = error as? TokenizerError else { return XCTFail("\(error)") }
+            guard case .invalidMerges(let url, let line, _)? = error as? CLIPTokenizerError else { return XCTFail("\(error)") }
             XCTAssertEqual(url, merges)
             XCTAssertEqual(line, 3)
         }
 
         try Data("#version: 0.2\ni n\nqqqqq zzzzz\n".utf8).write(to: merges)
         XCTAssertThrowsError(try CLIPTokenizer(vocabularyURL: realVocabulary, mergesURL: merges)) { error in
-            guard case .invalidMerges(_, let line, _)? = error as? TokenizerError else { return XCTFail("\(error)") }
+            guard case .invalidMerges(_, let line, _)? = error as? CLIPTokenizerError else { return XCTFail("\(error)") }
             XCTAssertEqual(line, 3)
         }
 
         try Data([0xFF, 0xFE, 0x00]).write(to: merges)
         XCTAssertThrowsError(try CLIPTokenizer(vocabularyURL: realVocabulary, mergesURL: merges)) { error in
-            guard case .unreadableFile(let url, _)? = error as? TokenizerError else { return XCTFail("\(error)") }
+            guard case .unreadableFile(let url, _)? = error as? CLIPTokenizerError else { return XCTFail("\(error)") }
             XCTAssertEqual(url, merges)
         }
     }
