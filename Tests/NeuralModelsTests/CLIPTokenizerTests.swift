@@ -227,6 +227,31 @@ final class CLIPTokenizerTests: XCTestCase {
         XCTAssertEqual(CLIPTextCleaner.html5Entities.count, 2231)
     }
 
+    func testGeneratedTablesLoad() {
+        let entities = CLIPTokenizerTables.entities
+        XCTAssertEqual(entities.html5.count, 2231)
+        XCTAssertEqual(entities.ftfy.count, 2125 + 1376)  // HTML5 names with ";", ftfy's upper-case ones
+        XCTAssertEqual(entities.html5["AElig"], ["\u{C6}"])
+        XCTAssertEqual(entities.html5["acE;"], ["\u{223E}", "\u{333}"])
+        XCTAssertEqual(entities.html5["eacute;"], ["\u{E9}"])
+        XCTAssertNil(entities.html5["EACUTE;"])
+        XCTAssertEqual(entities.ftfy["EACUTE;"], ["\u{C9}"])
+        XCTAssertEqual(entities.ftfy["eacute;"], ["\u{E9}"])
+        XCTAssertEqual(entities.ftfy["AMP;"], ["&"])
+        XCTAssertNil(entities.ftfy["AElig"])
+        XCTAssertEqual(entities.ftfy["LT;"], ["<"])  // an HTML5 name already, not derived from "lt;"
+
+        let newer = CLIPTokenizerTables.newerLettersAndNumbers
+        XCTAssertEqual(newer.count, 91)
+        XCTAssertTrue(newer.first! == (0x558, 0x558, 1) && newer.last! == (0x3D000, 0x3FC3F, 1))
+        XCTAssertTrue(newer.contains { $0 == (0x10D40, 0x10D49, 2) })
+        XCTAssertTrue(zip(newer, newer.dropFirst()).allSatisfy { $0.0 <= $0.1 && $0.1 < $1.0 })
+        let composing = CLIPTokenizerTables.composingSupplementaryScalars
+        XCTAssertEqual(composing.count, 132)
+        XCTAssertTrue(composing.first! == (0x11099, 0x1109C) && composing.last! == (0x2F800, 0x2FA1D))
+        XCTAssertTrue(zip(composing, composing.dropFirst()).allSatisfy { $0.0 <= $0.1 && $0.1 < $1.0 })
+    }
+
     func testNFCMatchesPythonOnCompositionPairsAndFuzz() throws {
         let data = try Data(contentsOf: Self.fixtures.appendingPathComponent("unicode_classes.json"))
         let reference = try JSONDecoder().decode(UnicodeClasses.self, from: data)

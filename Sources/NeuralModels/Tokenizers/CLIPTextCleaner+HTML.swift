@@ -1,31 +1,14 @@
 // Port of ftfy 6.3.1's `unescape_html` and Python 3.11's `html.unescape` for
 // `CLIPTextCleaner` (CLIPTextCleaner.swift has the whole cleaning pipeline). The entity tables
-// are generated data: CLIPTokenizerTables.swift.
+// come from generated data, parsed on first use by CLIPTokenizerTables.swift.
 
 extension CLIPTextCleaner {
     /// The named character references of HTML5, keyed by name (without `&`, with `;` where the
     /// standard spells one).
-    static let html5Entities: [String: [Unicode.Scalar]] = parseEntityTable(CLIPTokenizerTables.html5Entities)
+    static let html5Entities: [String: [Unicode.Scalar]] = CLIPTokenizerTables.entities.html5
 
     /// ftfy's `HTML_ENTITIES`: the HTML5 names that end in `;` plus ftfy's upper-case spellings.
-    static let ftfyEntities: [String: [Unicode.Scalar]] = {
-        var map = html5Entities.filter { $0.key.hasSuffix(";") }
-        for (name, value) in parseEntityTable(CLIPTokenizerTables.ftfyUppercaseEntities) { map[name] = value }
-        return map
-    }()
-
-    static func parseEntityTable(_ table: String) -> [String: [Unicode.Scalar]] {
-        var map: [String: [Unicode.Scalar]] = [:]
-        for line in table.split(separator: "\n") {
-            guard let equals = line.firstIndex(of: "=") else { continue }
-            let name = String(line[..<equals])
-            let value = line[line.index(after: equals)...].split(separator: " ").compactMap {
-                UInt32($0, radix: 16).flatMap(Unicode.Scalar.init)
-            }
-            map[name] = value
-        }
-        return map
-    }
+    static let ftfyEntities: [String: [Unicode.Scalar]] = CLIPTokenizerTables.entities.ftfy
 
     /// Looks a name up in an entity table; only pure-ASCII names can match.
     @inline(__always)
