@@ -11,7 +11,7 @@ final class CLIPTokenizerTests: XCTestCase {
         .appendingPathComponent("Fixtures/clip-tokenizer")
 
     /// One tokenizer for the whole suite (loading parses ~1.5 MB of JSON and merges).
-    static let shared: Result<CLIPTokenizer, TokenizerError> = Result { () throws(TokenizerError) in
+    static let shared: Result<CLIPTokenizer, CLIPTokenizerError> = Result { () throws(CLIPTokenizerError) in
         try CLIPTokenizer(directory: fixtures)
     }
 
@@ -122,11 +122,11 @@ final class CLIPTokenizerTests: XCTestCase {
     func testMissingFilesAreNamed() throws {
         let missing = Self.fixtures.appendingPathComponent("no-such-dir")
         XCTAssertThrowsError(try CLIPTokenizer(directory: missing)) { error in
-            XCTAssertEqual(error as? TokenizerError, .missingFile(missing.appendingPathComponent("vocab.json")))
+            XCTAssertEqual(error as? CLIPTokenizerError, .missingFile(missing.appendingPathComponent("vocab.json")))
         }
         XCTAssertThrowsError(try CLIPTokenizer(vocabularyURL: Self.fixtures.appendingPathComponent("vocab.json"),
                                                mergesURL: missing.appendingPathComponent("merges.txt"))) { error in
-            XCTAssertEqual(error as? TokenizerError, .missingFile(missing.appendingPathComponent("merges.txt")))
+            XCTAssertEqual(error as? CLIPTokenizerError, .missingFile(missing.appendingPathComponent("merges.txt")))
             XCTAssertTrue(String(describing: error).contains("merges.txt"))
         }
     }
@@ -142,31 +142,31 @@ final class CLIPTokenizerTests: XCTestCase {
         try Data("[1, 2, 3]".utf8).write(to: vocabulary)
         try Data("#version: 0.2\ni n\n".utf8).write(to: merges)
         XCTAssertThrowsError(try CLIPTokenizer(vocabularyURL: vocabulary, mergesURL: merges)) { error in
-            guard case .invalidVocabulary(let url, _)? = error as? TokenizerError else { return XCTFail("\(error)") }
+            guard case .invalidVocabulary(let url, _)? = error as? CLIPTokenizerError else { return XCTFail("\(error)") }
             XCTAssertEqual(url, vocabulary)
         }
 
         try Data(#"{"a": 0, "b": 1}"#.utf8).write(to: vocabulary)
         XCTAssertThrowsError(try CLIPTokenizer(vocabularyURL: vocabulary, mergesURL: merges)) { error in
-            XCTAssertEqual(error as? TokenizerError, .invalidVocabulary(vocabulary, reason: "missing token \"<|startoftext|>\""))
+            XCTAssertEqual(error as? CLIPTokenizerError, .invalidVocabulary(vocabulary, reason: "missing token \"<|startoftext|>\""))
         }
 
         try Data("#version: 0.2\ni n\nt h e x\n".utf8).write(to: merges)
         XCTAssertThrowsError(try CLIPTokenizer(vocabularyURL: realVocabulary, mergesURL: merges)) { error in
-            guard case .invalidMerges(let url, let line, _)? = error as? TokenizerError else { return XCTFail("\(error)") }
+            guard case .invalidMerges(let url, let line, _)? = error as? CLIPTokenizerError else { return XCTFail("\(error)") }
             XCTAssertEqual(url, merges)
             XCTAssertEqual(line, 3)
         }
 
         try Data("#version: 0.2\ni n\nqqqqq zzzzz\n".utf8).write(to: merges)
         XCTAssertThrowsError(try CLIPTokenizer(vocabularyURL: realVocabulary, mergesURL: merges)) { error in
-            guard case .invalidMerges(_, let line, _)? = error as? TokenizerError else { return XCTFail("\(error)") }
+            guard case .invalidMerges(_, let line, _)? = error as? CLIPTokenizerError else { return XCTFail("\(error)") }
             XCTAssertEqual(line, 3)
         }
 
         try Data([0xFF, 0xFE, 0x00]).write(to: merges)
         XCTAssertThrowsError(try CLIPTokenizer(vocabularyURL: realVocabulary, mergesURL: merges)) { error in
-            guard case .unreadableFile(let url, _)? = error as? TokenizerError else { return XCTFail("\(error)") }
+            guard case .unreadableFile(let url, _)? = error as? CLIPTokenizerError else { return XCTFail("\(error)") }
             XCTAssertEqual(url, merges)
         }
     }
@@ -225,6 +225,31 @@ final class CLIPTokenizerTests: XCTestCase {
         let removed = (UInt32(0)..<0x110000).filter { Unicode.Scalar($0).map(CLIPTextCleaner.isRemovedControl) ?? false }
         XCTAssertEqual(removed, reference.ftfy_control)
         XCTAssertEqual(CLIPTextCleaner.html5Entities.count, 2231)
+    }
+
+    func testGeneratedTablesLoad() {
+        let entities = CLIPTokenizerTables.entities
+        XCTAssertEqual(entities.html5.count, 2231)
+        XCTAssertEqual(entities.ftfy.count, 2125 + 1376)  // HTML5 names with ";", ftfy's upper-case ones
+        XCTAssertEqual(entities.html5["AElig"], ["\u{C6}"])
+        XCTAssertEqual(entities.html5["acE;"], ["\u{223E}", "\u{333}"])
+        XCTAssertEqual(entities.html5["eacute;"], ["\u{E9}"])
+        XCTAssertNil(entities.html5["EACUTE;"])
+        XCTAssertEqual(entities.ftfy["EACUTE;"], ["\u{C9}"])
+        XCTAssertEqual(entities.ftfy["eacute;"], ["\u{E9}"])
+        XCTAssertEqual(entities.ftfy["AMP;"], ["&"])
+        XCTAssertNil(entities.ftfy["AElig"])
+        XCTAssertEqual(entities.ftfy["LT;"], ["<"])  // an HTML5 name already, not derived from "lt;"
+
+        let newer = CLIPTokenizerTables.newerLettersAndNumbers
+        XCTAssertEqual(newer.count, 91)
+        XCTAssertTrue(newer.first! == (0x558, 0x558, 1) && newer.last! == (0x3D000, 0x3FC3F, 1))
+        XCTAssertTrue(newer.contains { $0 == (0x10D40, 0x10D49, 2) })
+        XCTAssertTrue(zip(newer, newer.dropFirst()).allSatisfy { $0.0 <= $0.1 && $0.1 < $1.0 })
+        let composing = CLIPTokenizerTables.composingSupplementaryScalars
+        XCTAssertEqual(composing.count, 132)
+        XCTAssertTrue(composing.first! == (0x11099, 0x1109C) && composing.last! == (0x2F800, 0x2FA1D))
+        XCTAssertTrue(zip(composing, composing.dropFirst()).allSatisfy { $0.0 <= $0.1 && $0.1 < $1.0 })
     }
 
     func testNFCMatchesPythonOnCompositionPairsAndFuzz() throws {

@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 
 // Port of open_clip/tokenizer.py `SimpleTokenizer` (open_clip_torch 3.3.0, itself a copy of
 // OpenAI CLIP's simple_tokenizer.py) with `clean="lower"` and no reduction mask, reading the
@@ -61,7 +60,7 @@ public struct CLIPTokenizer: Sendable {
     ///     ASCII case folding plus `ſ`/`s` and `K` (U+212A)/`k`, as `regex`'s IGNORECASE does;
     ///     as in open_clip, only the exact spelling becomes the special id, and a case variant
     ///     (after lower-casing only `ſ` can make one) is encoded as an ordinary word.
-    /// - Throws: `TokenizerError` naming the file that is missing, unreadable or malformed, or
+    /// - Throws: `CLIPTokenizerError` naming the file that is missing, unreadable or malformed, or
     ///   that lacks a required token.
     public init(
         vocabularyURL: URL,
@@ -73,10 +72,10 @@ public struct CLIPTokenizer: Sendable {
             "<start_of_text>": "<|startoftext|>",
             "<end_of_text>": "<|endoftext|>",
         ]
-    ) throws(TokenizerError) {
+    ) throws(CLIPTokenizerError) {
         precondition(contextLength >= 1, "contextLength must be at least 1")
         let vocabulary = try Self.readVocabulary(vocabularyURL)
-        func requireID(_ token: String) throws(TokenizerError) -> Int32 {
+        func requireID(_ token: String) throws(CLIPTokenizerError) -> Int32 {
             guard let id = vocabulary[token] else {
                 throw .invalidVocabulary(vocabularyURL, reason: "missing token \"\(token)\"")
             }
@@ -99,8 +98,8 @@ public struct CLIPTokenizer: Sendable {
     /// - Parameters:
     ///   - directory: the folder holding the Hugging Face tokenizer files.
     ///   - contextLength: the length of a padded row; at least 1.
-    /// - Throws: `TokenizerError` naming the file that is missing or malformed.
-    public init(directory: URL, contextLength: Int = 77) throws(TokenizerError) {
+    /// - Throws: `CLIPTokenizerError` naming the file that is missing or malformed.
+    public init(directory: URL, contextLength: Int = 77) throws(CLIPTokenizerError) {
         try self.init(vocabularyURL: directory.appendingPathComponent("vocab.json"),
                       mergesURL: directory.appendingPathComponent("merges.txt"),
                       contextLength: contextLength)
@@ -222,7 +221,7 @@ public struct CLIPTokenizer: Sendable {
 
     // MARK: Loading
 
-    static func readText(_ url: URL) throws(TokenizerError) -> String {
+    static func readText(_ url: URL) throws(CLIPTokenizerError) -> String {
         guard FileManager.default.fileExists(atPath: url.path) else { throw .missingFile(url) }
         let data: Data
         do {
@@ -236,7 +235,7 @@ public struct CLIPTokenizer: Sendable {
         return text
     }
 
-    static func readVocabulary(_ url: URL) throws(TokenizerError) -> [String: Int32] {
+    static func readVocabulary(_ url: URL) throws(CLIPTokenizerError) -> [String: Int32] {
         guard FileManager.default.fileExists(atPath: url.path) else { throw .missingFile(url) }
         let data: Data
         do {
@@ -263,7 +262,7 @@ public struct CLIPTokenizer: Sendable {
     }
 
     /// Parsed merges: (left id, right id, merged id) in rank order.
-    static func readMerges(_ url: URL, vocabulary: [String: Int32]) throws(TokenizerError) -> [(Int32, Int32, Int32)] {
+    static func readMerges(_ url: URL, vocabulary: [String: Int32]) throws(CLIPTokenizerError) -> [(Int32, Int32, Int32)] {
         let text = try readText(url)
         var merges: [(Int32, Int32, Int32)] = []
         merges.reserveCapacity(50_000)
@@ -292,301 +291,38 @@ public struct CLIPTokenizer: Sendable {
     }
 }
 
-// MARK: - BPE model
+// MARK: - Errors
 
-/// The immutable BPE tables plus the shared word cache.
-final class CLIPBPEModel: Sendable {
-    /// Id of each byte's character (`bytes_to_unicode`) as a word-inner symbol.
-    let byteIDs: [Int32]
-    /// Id of each byte's character followed by `</w>` (a word's last symbol).
-    let byteEndIDs: [Int32]
-    /// `(left << 32) | right` -> `(rank << 32) | merged id`.
-    let merges: [UInt64: UInt64]
-    /// In-text special spellings, in the order the split pattern tries them.
-    let inlineSpecials: [(pattern: [Unicode.Scalar], id: Int32)]
-    let tokenToID: [String: Int32]
-    /// Vocabulary entries by id ("" for ids the vocabulary skips).
-    let idToToken: [String]
-    let vocabularySize: Int
-    /// Byte of each byte-level character.
-    let byteDecoder: [UInt32: UInt8]
-    /// Word bytes -> ids; cleared when it reaches `cacheLimit` entries.
-    let cache = Mutex<[[UInt8]: [Int32]]>([:])
-    static let cacheLimit = 1 << 18
-
-    init(vocabulary: [String: Int32], vocabularyURL: URL, merges: [(Int32, Int32, Int32)],
-         inlineSpecials: [(pattern: [Unicode.Scalar], id: Int32)]) throws(TokenizerError) {
-        let byteCharacters = Self.bytesToUnicode()
-        var byteIDs = [Int32](repeating: 0, count: 256)
-        var byteEndIDs = [Int32](repeating: 0, count: 256)
-        var byteDecoder: [UInt32: UInt8] = [:]
-        for byte in 0..<256 {
-            let character = String(Character(byteCharacters[byte]))
-            guard let id = vocabulary[character], let endID = vocabulary[character + "</w>"] else {
-                throw .invalidVocabulary(vocabularyURL, reason: "missing byte-level token for byte \(byte)")
-            }
-            byteIDs[byte] = id
-            byteEndIDs[byte] = endID
-            byteDecoder[byteCharacters[byte].value] = UInt8(byte)
-        }
-        var table: [UInt64: UInt64] = [:]
-        table.reserveCapacity(merges.count)
-        for (rank, merge) in merges.enumerated() {
-            let key = UInt64(UInt32(merge.0)) << 32 | UInt64(UInt32(merge.1))
-            table[key] = UInt64(rank) << 32 | UInt64(UInt32(merge.2))
-        }
-        let maxID = Int(vocabulary.values.max() ?? 0)
-        var idToToken = [String](repeating: "", count: maxID + 1)
-        for (token, id) in vocabulary { idToToken[Int(id)] = token }
-        self.byteIDs = byteIDs
-        self.byteEndIDs = byteEndIDs
-        self.byteDecoder = byteDecoder
-        self.merges = table
-        self.inlineSpecials = inlineSpecials
-        self.tokenToID = vocabulary
-        self.idToToken = idToToken
-        self.vocabularySize = vocabulary.count
-    }
-
-    /// GPT-2 / CLIP `bytes_to_unicode`: printable Latin-1 bytes stand for themselves, the other
-    /// 68 bytes for U+0100 onwards, in byte order.
-    static func bytesToUnicode() -> [Unicode.Scalar] {
-        var result = [Unicode.Scalar](repeating: " ", count: 256)
-        var next: UInt32 = 0x100
-        for byte in 0..<256 {
-            switch byte {
-            case 0x21...0x7E, 0xA1...0xAC, 0xAE...0xFF:
-                result[byte] = Unicode.Scalar(UInt32(byte))!
-            default:
-                result[byte] = Unicode.Scalar(next)!
-                next += 1
-            }
-        }
-        return result
-    }
-
-    /// Splits cleaned text with open_clip's pattern and appends the BPE ids of every piece.
-    func appendIDs(of text: [Unicode.Scalar], to out: inout [Int32]) {
-        var word: [UInt8] = []
-        word.reserveCapacity(64)
-        var index = 0
-        let count = text.count
-        let bmpClasses = CLIPPreTokenizer.bmpClasses
-        @inline(__always) func classify(_ scalar: Unicode.Scalar) -> CLIPPreTokenizer.ScalarClass {
-            scalar.value < 0x10000 ? bmpClasses[Int(scalar.value)] : CLIPPreTokenizer.computeClass(scalar)
-        }
-        scanning: while index < count {
-            let scalar = text[index]
-            var end = index
-            if let special = inlineSpecials.first(where: { CLIPPreTokenizer.matches($0.pattern, in: text, at: index) }) {
-                end = index + special.pattern.count
-                // open_clip maps a piece to the special id through its BPE cache, which holds the
-                // exact spelling only; a case variant the pattern also matches (`<ſtart_of_text>`)
-                // is BPE-encoded as one word.
-                if text[index..<end].elementsEqual(special.pattern) {
-                    out.append(special.id)
-                    index = end
-                    continue scanning
-                }
-            } else if scalar == "'", let length = CLIPPreTokenizer.contractionLength(in: text, at: index) {
-                end = index + length
-            } else {
-                switch classify(scalar) {
-                case .letter:
-                    end = index + 1
-                    while end < count, classify(text[end]) == .letter { end += 1 }
-                case .number:
-                    end = index + 1
-                case .other:
-                    end = index + 1
-                    while end < count, classify(text[end]) == .other { end += 1 }
-                case .space, .unmatched:
-                    index += 1
-                    continue scanning
-                }
-            }
-            word.removeAll(keepingCapacity: true)
-            for position in index..<end { Self.appendUTF8(text[position], to: &word) }
-            appendWordIDs(word, to: &out)
-            index = end
-        }
-    }
-
-    @inline(__always)
-    static func appendUTF8(_ scalar: Unicode.Scalar, to bytes: inout [UInt8]) {
-        let value = scalar.value
-        switch value {
-        case 0..<0x80:
-            bytes.append(UInt8(value))
-        case 0x80..<0x800:
-            bytes.append(UInt8(0xC0 | (value >> 6)))
-            bytes.append(UInt8(0x80 | (value & 0x3F)))
-        case 0x800..<0x10000:
-            bytes.append(UInt8(0xE0 | (value >> 12)))
-            bytes.append(UInt8(0x80 | ((value >> 6) & 0x3F)))
-            bytes.append(UInt8(0x80 | (value & 0x3F)))
-        default:
-            bytes.append(UInt8(0xF0 | (value >> 18)))
-            bytes.append(UInt8(0x80 | ((value >> 12) & 0x3F)))
-            bytes.append(UInt8(0x80 | ((value >> 6) & 0x3F)))
-            bytes.append(UInt8(0x80 | (value & 0x3F)))
-        }
-    }
-
-    /// The ids of one pre-token (its UTF-8 bytes), through the cache.
-    func appendWordIDs(_ word: [UInt8], to out: inout [Int32]) {
-        if let cached = cache.withLock({ $0[word] }) {
-            out.append(contentsOf: cached)
-            return
-        }
-        let ids = bpe(word)
-        cache.withLock { cache in
-            if cache.count >= Self.cacheLimit { cache.removeAll(keepingCapacity: true) }
-            cache[word] = ids
-        }
-        out.append(contentsOf: ids)
-    }
-
-    /// open_clip's `SimpleTokenizer.bpe` on ids: repeatedly merge every occurrence (left to
-    /// right) of the adjacent pair with the lowest merge rank until no pair has a rank.
-    func bpe(_ word: [UInt8]) -> [Int32] {
-        var symbols = word.map { byteIDs[Int($0)] }
-        symbols[symbols.count - 1] = byteEndIDs[Int(word[word.count - 1])]
-        var merged: [Int32] = []
-        merged.reserveCapacity(symbols.count)
-        while symbols.count > 1 {
-            var bestRank = UInt64.max
-            var bestValue: UInt64 = 0
-            var bestIndex = -1
-            for index in 0..<(symbols.count - 1) {
-                let key = UInt64(UInt32(symbols[index])) << 32 | UInt64(UInt32(symbols[index + 1]))
-                if let value = merges[key], value >> 32 < bestRank {
-                    bestRank = value >> 32
-                    bestValue = value
-                    bestIndex = index
-                }
-            }
-            if bestIndex < 0 { break }
-            let first = symbols[bestIndex]
-            let second = symbols[bestIndex + 1]
-            let replacement = Int32(truncatingIfNeeded: bestValue & 0xFFFF_FFFF)
-            merged.removeAll(keepingCapacity: true)
-            var index = bestIndex  // no occurrence of the best pair lies before it
-            merged.append(contentsOf: symbols[0..<bestIndex])
-            while index < symbols.count {
-                if index + 1 < symbols.count, symbols[index] == first, symbols[index + 1] == second {
-                    merged.append(replacement)
-                    index += 2
-                } else {
-                    merged.append(symbols[index])
-                    index += 1
-                }
-            }
-            swap(&symbols, &merged)
-        }
-        return symbols
-    }
-
-    /// The bytes the ids' vocabulary entries stand for.
-    func bytes(of ids: [Int32]) -> [UInt8] {
-        var bytes: [UInt8] = []
-        for id in ids where id >= 0 && Int(id) < idToToken.count {
-            for scalar in idToToken[Int(id)].unicodeScalars {
-                if let byte = byteDecoder[scalar.value] {
-                    bytes.append(byte)
-                } else {
-                    Self.appendUTF8(scalar, to: &bytes)
-                }
-            }
-        }
-        return bytes
-    }
-}
-
-// MARK: - Pre-tokenizer
-
-/// The pieces of open_clip's split pattern, over Unicode scalars.
+/// An error raised while loading a ``CLIPTokenizer``'s files (`vocab.json`, `merges.txt`).
 ///
-/// Classes follow the `regex` module (2026.11.19) with IGNORECASE: `[\p{L}]` is general
-/// category L*, `[\p{N}]` is N*, `\s` is the White_Space property, and
-/// `[^\s\p{L}\p{N}]` everything else except U+0345 (COMBINING GREEK YPOGEGRAMMENI), which
-/// case-insensitive matching keeps out of both classes so that no piece contains it. Scalars the
-/// Swift runtime has unassigned use the table of letters and numbers newer than Unicode 14.
-enum CLIPPreTokenizer {
-    enum ScalarClass: UInt8 {
-        case unmatched = 0, letter = 1, number = 2, other = 3, space = 4
-    }
+/// Every case names the file it is about, so a message points straight at the checkpoint file
+/// that is missing or damaged.
+public enum CLIPTokenizerError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// The file does not exist.
+    case missingFile(URL)
+    /// The file exists but could not be read, or is not valid UTF-8.
+    case unreadableFile(URL, reason: String)
+    /// The vocabulary file is not in the expected format, or lacks a required token.
+    case invalidVocabulary(URL, reason: String)
+    /// A line of the merges file is malformed or names a token the vocabulary lacks.
+    /// `line` is 1-based.
+    case invalidMerges(URL, line: Int, reason: String)
 
-    /// Classes of the Basic Multilingual Plane, computed once.
-    static let bmpClasses: [ScalarClass] = (0..<0x10000).map { value -> ScalarClass in
-        guard let scalar = Unicode.Scalar(UInt32(value)) else { return .other }
-        return computeClass(scalar)
-    }
-
-    @inline(__always)
-    static func classify(_ scalar: Unicode.Scalar) -> ScalarClass {
-        scalar.value < 0x10000 ? bmpClasses[Int(scalar.value)] : computeClass(scalar)
-    }
-
-    static func computeClass(_ scalar: Unicode.Scalar) -> ScalarClass {
-        if scalar.value == 0x345 { return .unmatched }
-        let properties = scalar.properties
-        switch properties.generalCategory {
-        case .uppercaseLetter, .lowercaseLetter, .titlecaseLetter, .modifierLetter, .otherLetter:
-            return .letter
-        case .decimalNumber, .letterNumber, .otherNumber:
-            return .number
-        case .unassigned:
-            return newerClass(scalar.value) ?? .other
-        default:
-            return properties.isWhitespace ? .space : .other
+    /// A one-line human-readable description that names the file.
+    public var description: String {
+        switch self {
+        case .missingFile(let url):
+            return "tokenizer file not found: \(url.path)"
+        case .unreadableFile(let url, let reason):
+            return "cannot read tokenizer file \(url.path): \(reason)"
+        case .invalidVocabulary(let url, let reason):
+            return "invalid vocabulary file \(url.path): \(reason)"
+        case .invalidMerges(let url, let line, let reason):
+            return "invalid merges file \(url.path), line \(line): \(reason)"
         }
-    }
-
-    /// Letter / number class from `CLIPTokenizerTables.newerLettersAndNumbers`.
-    static func newerClass(_ value: UInt32) -> ScalarClass? {
-        let table = CLIPTokenizerTables.newerLettersAndNumbers
-        var low = 0
-        var high = table.count
-        while low < high {
-            let middle = (low + high) / 2
-            if table[middle].1 < value { low = middle + 1 } else { high = middle }
-        }
-        guard low < table.count, table[low].0 <= value else { return nil }
-        return table[low].2 == 1 ? .letter : .number
-    }
-
-    /// Simple case folding for the scalars an ASCII pattern can meet under IGNORECASE.
-    @inline(__always)
-    static func folded(_ value: UInt32) -> UInt32 {
-        switch value {
-        case 0x41...0x5A: return value | 0x20
-        case 0x17F: return 0x73  // ſ -> s
-        case 0x212A: return 0x6B  // Kelvin sign -> k
-        default: return value
-        }
-    }
-
-    /// Whether `pattern` occurs (case-insensitively) in `text` at `index`.
-    @inline(__always)
-    static func matches(_ pattern: [Unicode.Scalar], in text: [Unicode.Scalar], at index: Int) -> Bool {
-        guard index + pattern.count <= text.count else { return false }
-        for offset in 0..<pattern.count where folded(pattern[offset].value) != folded(text[index + offset].value) {
-            return false
-        }
-        return true
-    }
-
-    static let contractions: [[Unicode.Scalar]] = ["'s", "'t", "'re", "'ve", "'m", "'ll", "'d"].map {
-        Array($0.unicodeScalars)
-    }
-
-    /// Length of the contraction (`'s|'t|'re|'ve|'m|'ll|'d`) starting at `index`, if any.
-    @inline(__always)
-    static func contractionLength(in text: [Unicode.Scalar], at index: Int) -> Int? {
-        for contraction in contractions where matches(contraction, in: text, at: index) {
-            return contraction.count
-        }
-        return nil
     }
 }
+
+/// The former name of ``CLIPTokenizerError``, from when it was the only tokenizer error type.
+@available(*, deprecated, renamed: "CLIPTokenizerError")
+public typealias TokenizerError = CLIPTokenizerError
