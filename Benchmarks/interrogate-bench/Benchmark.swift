@@ -1,3 +1,4 @@
+import ClipInterrogator
 import Foundation
 import NeuralCore
 
@@ -30,6 +31,21 @@ struct InterrogateBench {
                 encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
                 print(String(decoding: try encoder.encode(report), as: UTF8.self))
                 return
+            case "--turbo-quality":
+                // POOL[:BATCH[:MARGIN]], comma-separated.
+                let settings = (arguments.popFirst() ?? "128,256,512").split(separator: ",").map { item in
+                    let parts = item.split(separator: ":").map(String.init)
+                    return TurboSettings(poolSize: Int(parts[0]) ?? 256, batchSize: parts.count > 1 ? Int(parts[1]) ?? 32 : 32,
+                                         margin: parts.count > 2 ? Float(parts[2]) ?? 0 : 0)
+                }
+                let rows = try TurboQuality.run(settings: settings)
+                TurboQuality.printRows(rows)
+                if let jsonPath {
+                    let encoder = JSONEncoder()
+                    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                    try encoder.encode(rows).write(to: URL(fileURLWithPath: jsonPath))
+                }
+                return
             case "--clip-parity":
                 let directory = URL(fileURLWithPath: arguments.popFirst() ?? ".")
                 exit(try ClipParity.run(directory: directory) ? 0 : 1)
@@ -39,6 +55,7 @@ struct InterrogateBench {
                            interrogate-bench --write-checkpoints DIR    (stage 6 inputs, ~3.7 GB)
                            interrogate-bench --full-interrogation DIR   (stage 6: load time, peak memory)
                            interrogate-bench --clip-parity DIR
+                           interrogate-bench [--json FILE] --turbo-quality [POOL[:BATCH[:MARGIN]],…]  (turbo vs best)
                     """)
                 return
             default:

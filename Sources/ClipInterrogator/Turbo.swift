@@ -42,6 +42,14 @@ public struct TurboSettings: Sendable, Equatable {
 }
 
 extension Interrogator {
+    /// Turbo mode's prompt (best mode with the turbo chain) for an image
+    /// embedding and a caption, with `settings` (default: the configuration's).
+    public func turboPrompt(image: [Float], caption: String, minFlavors: Int = 8, maxFlavors: Int = 32,
+                            settings: TurboSettings? = nil) throws -> String {
+        try bestPrompt(image: image, caption: caption, minFlavors: minFlavors, maxFlavors: maxFlavors,
+                       turbo: settings ?? configuration.turbo)
+    }
+
     /// Turbo mode's chain: ``chain(image:phrases:start:minCount:maxCount:reverse:name:trace:)``
     /// over the first ``TurboSettings/poolSize`` phrases, re-scoring lazily (see
     /// ``TurboSettings``). Ties go to the earlier phrase, as in the exact chain.
