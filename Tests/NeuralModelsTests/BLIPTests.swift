@@ -71,6 +71,14 @@ final class BLIPTests: XCTestCase {
         return options
     }
 
+    /// Generation through the ``IncrementalDecoder`` entry points, generic over
+    /// the decoder: what `BlipForConditionalGeneration.generate` runs.
+    func generateThroughProtocol<D: IncrementalDecoder>(_ decoder: D, context: D.Context, prompt: [Int],
+                                                        options: GenerationOptions) throws -> [[Int]] {
+        var trace = GenerationTrace()
+        return try decoder.generate(context: context, plan: decoder.plan(prompt: prompt, options: options), trace: &trace)
+    }
+
     // MARK: Configuration
 
     func testConfigurationTokenIdsAndWidthsComeFromConfigJSON() throws {
@@ -150,7 +158,7 @@ final class BLIPTests: XCTestCase {
 
             // Token-by-token decoding through the KV cache gives the same logits.
             let context = decoder.imageContext(first)
-            var state = decoder.makeState(context: context, imageOfRow: [0], capacity: 2) // grows as needed
+            var state = decoder.makeState(context: context, inputOfRow: [0], capacity: 2) // grows as needed
             var stepped: [Float] = []
             for t in 0..<tokens {
                 XCTAssertEqual(state.length, t)
@@ -207,12 +215,16 @@ final class BLIPTests: XCTestCase {
             let batch = try captioner.generate(pixelValues: pixels)
             XCTAssertEqual(batch, try golden.idRows("greedy_batch.ids"), "\(name) greedy batch of 4")
             // Every case: each row of the batch is the one-image result, padded with
-            // transformers' fill (greedy: pad id; beam search: `pad or eos` = [SEP] for pad 0).
+            // transformers' fill (greedy: pad id; beam search: `pad or eos` = [SEP] for pad 0),
+            // here through the generic search over the decoder.
+            let decoder = captioner.model.textDecoder
+            let context = decoder.imageContext(try captioner.model.visionModel.encode(pixels).imageEmbeds)
             for caseName in golden.cases.keys.sorted() where caseName != "greedy_batch" {
                 let entry = golden.cases[caseName]!
                 let options = try options(entry["generate_kwargs"] as! [String: Any])
                 let single = try golden.idRows("\(caseName).ids", lengths: try golden.integers("\(caseName).lengths"))
-                let rows = try captioner.generate(pixelValues: pixels, prompt: entry["text"] as? String, options: options)
+                let rows = try generateThroughProtocol(decoder, context: context, prompt: captioner.decoderPrompt(entry["text"] as? String),
+                                                       options: options)
                 let width = single.map(\.count).max()!
                 let fill = options.numBeams > 1 ? 102 : 0
                 XCTAssertEqual(rows, single.map { $0 + Array(repeating: fill, count: width - $0.count) }, "\(name) \(caseName) batch of 4")
@@ -256,7 +268,7 @@ final class BLIPTests: XCTestCase {
         // The decoder state counts the same work.
         let decoder = model.textDecoder
         let context = decoder.imageContext(try model.visionModel.encode(pixels).imageEmbeds)
-        var state = decoder.makeState(context: context, imageOfRow: [0, 1, 2, 3], capacity: 8)
+        var state = decoder.makeState(context: context, inputOfRow: [0, 1, 2, 3], capacity: 8)
         _ = try decoder.nextTokenLogits(Array(repeating: prompt, count: 4), state: &state)
         XCTAssertEqual(state.processedPositions, 16)
         state.selectRows([2, 2, 0])
@@ -290,12 +302,12 @@ final class BLIPTests: XCTestCase {
         let decoder = captioner.model.textDecoder
         let embeds = try golden.tensor("vision_last_hidden_state")
         let context = decoder.imageContext(embeds)
-        var state = decoder.makeState(context: context, imageOfRow: [0, 1, 2, 3], capacity: 3)
+        var state = decoder.makeState(context: context, inputOfRow: [0, 1, 2, 3], capacity: 3)
         let prompts = [[30522, 1037], [30522, 2158], [30522, 3899], [30522, 4937]]
         _ = try decoder.nextTokenLogits(prompts, state: &state)
         state.selectRows([3, 1, 1])
         let cached = try decoder.nextTokenLogits([[2003], [2003], [1999]], state: &state).floats()
-        var fresh = decoder.makeState(context: context, imageOfRow: [3, 1, 1], capacity: 3)
+        var fresh = decoder.makeState(context: context, inputOfRow: [3, 1, 1], capacity: 3)
         let full = try decoder.nextTokenLogits([prompts[3] + [2003], prompts[1] + [2003], prompts[1] + [1999]], state: &fresh).floats()
         assertClose(cached, full, tolerance: 1e-5, "selected cache rows vs recomputation")
     }

@@ -55,6 +55,12 @@ public struct BlipForConditionalGeneration: Sendable {
     /// Returns one id sequence per image, prompt included, all of one length as
     /// transformers' output tensor: greedy rows that finished early are padded with
     /// `pad_token_id`; beam-search rows with `pad_token_id or sep_token_id`.
+    /// The search is the generic one over ``IncrementalDecoder``
+    /// (``IncrementalDecoder/generate(context:plan:trace:)``).
+    /// - Parameters:
+    ///   - pixelValues: preprocessed images `[B, 3, S, S]`.
+    ///   - decoderPrompt: the decoder prompt ids; nil for ``defaultPrompt``.
+    ///   - options: decoding settings (greedy, 32 new tokens by default).
     /// - Throws: ``ModelInputError``, ``GenerationError``.
     public func generate(pixelValues: Tensor, decoderPrompt: [Int]? = nil,
                          options: GenerationOptions = GenerationOptions()) throws -> [[Int]] {
@@ -64,6 +70,12 @@ public struct BlipForConditionalGeneration: Sendable {
 
     /// ``generate(pixelValues:decoderPrompt:options:)`` that also records the
     /// decoder work in `trace`.
+    /// - Parameters:
+    ///   - pixelValues: preprocessed images `[B, 3, S, S]`.
+    ///   - decoderPrompt: the decoder prompt ids; nil for ``defaultPrompt``.
+    ///   - options: decoding settings.
+    ///   - trace: records every decoder call and reports it to its `onStep`.
+    /// - Throws: ``ModelInputError``, ``GenerationError``.
     public func generate(pixelValues: Tensor, decoderPrompt: [Int]? = nil, options: GenerationOptions,
                          trace: inout GenerationTrace) throws -> [[Int]] {
         let (imageEmbeds, _) = try visionModel.encode(pixelValues)
@@ -71,18 +83,19 @@ public struct BlipForConditionalGeneration: Sendable {
     }
 
     /// Generation from precomputed image embeddings `[B, T, C]` (the vision
-    /// model's output).
+    /// model's output). The options are checked before any decoder work.
+    /// - Parameters:
+    ///   - imageEmbeds: the vision model's output `[B, T, C]`, B ≥ 1.
+    ///   - decoderPrompt: the decoder prompt ids; nil for ``defaultPrompt``.
+    ///   - options: decoding settings.
+    ///   - trace: records every decoder call and reports it to its `onStep`.
     /// - Throws: ``ModelInputError``, ``GenerationError``.
     public func generate(imageEmbeds: Tensor, decoderPrompt: [Int]? = nil, options: GenerationOptions,
                          trace: inout GenerationTrace) throws -> [[Int]] {
-        let prompt = decoderPrompt ?? defaultPrompt
-        let plan = try textDecoder.plan(promptLength: prompt.count, options: options)
+        let plan = try textDecoder.plan(prompt: decoderPrompt ?? defaultPrompt, options: options)
         guard imageEmbeds.shape.count == 3, imageEmbeds.shape[0] > 0 else {
             throw ModelInputError.imageShape(found: imageEmbeds.shape, expected: [1, visionModel.config.tokenCount, visionModel.config.hiddenSize])
         }
-        let context = textDecoder.imageContext(imageEmbeds)
-        return options.numBeams == 1
-            ? try textDecoder.greedySearch(context: context, prompt: prompt, plan: plan, trace: &trace)
-            : try textDecoder.beamSearch(context: context, prompt: prompt, plan: plan, trace: &trace)
+        return try textDecoder.generate(context: textDecoder.imageContext(imageEmbeds), plan: plan, trace: &trace)
     }
 }

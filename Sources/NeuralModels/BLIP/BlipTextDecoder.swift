@@ -112,19 +112,19 @@ public struct BlipTextLMPredictionHead: Sendable {
 /// The per-image context the decoder cross-attends to: every layer's
 /// cross-attention keys and values over the image embeddings, computed once per
 /// image and shared by all of its sequences (beams) and all decoding steps.
-public struct BlipImageContext: Sendable {
+public struct BlipImageContext: DecoderContext, Sendable {
     /// Per layer, `[N, S, C]` (N images, S image tokens).
     public let crossKeys: [Tensor]
     /// Per layer, `[N, S, C]`.
     public let crossValues: [Tensor]
-    /// The number of images.
-    public var imageCount: Int { crossKeys.first?.shape[0] ?? 0 }
+    /// The number of images (N).
+    public var inputCount: Int { crossKeys.first?.shape[0] ?? 0 }
 }
 
 /// Explicit decoder state for a set of sequences decoded in lockstep: each
 /// layer's self-attention KV cache (whose length is the next position offset),
 /// which image each sequence reads, and a count of the work done.
-public struct BlipDecoderState: Sendable {
+public struct BlipDecoderState: DecoderState, Sendable {
     /// The image context (cross-attention keys/values per image).
     public let context: BlipImageContext
     /// Per layer, the self-attention keys and values of every sequence.
@@ -148,6 +148,7 @@ public struct BlipDecoderState: Sendable {
 
     /// Keeps, in order, the sequences at `indices` (repeats allowed: beam
     /// reordering; omissions drop finished sequences).
+    /// - Parameter indices: the rows to keep, each in `0..<rows`.
     public mutating func selectRows(_ indices: [Int]) {
         for i in caches.indices { caches[i].selectRows(indices) }
         imageOfRow = indices.map { imageOfRow[$0] }
@@ -190,6 +191,9 @@ public struct BlipTextDecoder: Sendable {
 
     /// Computes every layer's cross-attention keys and values over `imageEmbeds`
     /// `[N, S, E]` (the vision model's output), once.
+    /// - Parameter imageEmbeds: `[N, S, E]`, E the decoder's `encoder_hidden_size`.
+    /// - Returns: the context ``makeState(context:inputOfRow:capacity:)`` and
+    ///   ``IncrementalDecoder/generate(context:plan:trace:)`` read.
     public func imageContext(_ imageEmbeds: Tensor) -> BlipImageContext {
         precondition(imageEmbeds.shape.count == 3 && imageEmbeds.shape[2] == (config.bert.encoderHiddenSize ?? config.bert.hiddenSize),
                      "image embeds \(imageEmbeds.shape) for a decoder reading width \(config.bert.encoderHiddenSize ?? 0)")
@@ -197,11 +201,15 @@ public struct BlipTextDecoder: Sendable {
         return BlipImageContext(crossKeys: kv.map(\.keys), crossValues: kv.map(\.values))
     }
 
-    /// An empty decoder state for sequences reading images `imageOfRow` of
+    /// An empty decoder state for sequences reading images `inputOfRow` of
     /// `context`, with cache room for `capacity` tokens (it grows if needed).
-    public func makeState(context: BlipImageContext, imageOfRow: [Int], capacity: Int) -> BlipDecoderState {
-        precondition(imageOfRow.allSatisfy { $0 >= 0 && $0 < context.imageCount }, "imageOfRow outside the context's images")
-        return BlipDecoderState(context: context, imageOfRow: imageOfRow, layers: layers.count,
+    /// - Parameters:
+    ///   - context: the images' cross-attention keys and values.
+    ///   - inputOfRow: per sequence, the image it reads, in `0..<context.inputCount`.
+    ///   - capacity: tokens per sequence to reserve cache room for.
+    public func makeState(context: BlipImageContext, inputOfRow: [Int], capacity: Int) -> BlipDecoderState {
+        precondition(inputOfRow.allSatisfy { $0 >= 0 && $0 < context.inputCount }, "inputOfRow outside the context's images")
+        return BlipDecoderState(context: context, imageOfRow: inputOfRow, layers: layers.count,
                                 width: config.bert.hiddenSize, capacity: capacity)
     }
 
@@ -210,6 +218,10 @@ public struct BlipTextDecoder: Sendable {
     /// positions are computed; earlier ones come from the cache. Returns the last
     /// hidden state `[R, T, C]` and, with `allHiddenStates`, the embeddings and
     /// every layer's output.
+    /// - Parameters:
+    ///   - ids: `[R][T]` new tokens, R = `state.rows`.
+    ///   - state: the sequences' caches, appended to.
+    ///   - allHiddenStates: whether to return the embeddings and every layer's output.
     /// - Throws: ``ModelInputError`` for unknown ids or positions past the table.
     public func forward(_ ids: [[Int]], state: inout BlipDecoderState,
                         allHiddenStates: Bool = false) throws -> (last: Tensor, hiddenStates: [Tensor]) {
@@ -232,6 +244,10 @@ public struct BlipTextDecoder: Sendable {
     /// Feeds the next tokens and returns the logits at each sequence's last new
     /// token, `[R, vocab]` (transformers' `logits[:, -1]`; the LM head runs on
     /// those rows only).
+    /// - Parameters:
+    ///   - ids: `[R][T]` new tokens, one equal-length list per sequence of `state`.
+    ///   - state: the sequences' caches, appended to.
+    /// - Returns: `[R, vocabSize]` logits.
     /// - Throws: ``ModelInputError``.
     public func nextTokenLogits(_ ids: [[Int]], state: inout BlipDecoderState) throws -> Tensor {
         let (last, _) = try forward(ids, state: &state)
@@ -254,8 +270,22 @@ public struct BlipTextDecoder: Sendable {
     /// - Throws: ``ModelInputError``.
     public func callAsFunction(_ ids: [[Int]], imageEmbeds: Tensor) throws -> (hiddenStates: [Tensor], logits: Tensor) {
         let context = imageContext(imageEmbeds)
-        var state = makeState(context: context, imageOfRow: Array(0..<ids.count), capacity: ids.first?.count ?? 1)
+        var state = makeState(context: context, inputOfRow: Array(0..<ids.count), capacity: ids.first?.count ?? 1)
         let (last, all) = try forward(ids, state: &state, allHiddenStates: true)
         return (all, head(last))
     }
+}
+
+/// BLIP's decoder under the generic searches, with the ids
+/// `BlipForConditionalGeneration.generate` passes: `eos_token_id = sep_token_id`,
+/// `pad_token_id = pad_token_id`.
+extension BlipTextDecoder: IncrementalDecoder {
+    /// `vocab_size`.
+    public var vocabSize: Int { config.vocabSize }
+    /// `sep_token_id`: BLIP's captions end at [SEP], not at `eos_token_id`.
+    public var endTokenId: Int? { config.sepTokenId }
+    /// `pad_token_id`.
+    public var padTokenId: Int? { config.padTokenId }
+    /// `max_position_embeddings`.
+    public var maxPositionEmbeddings: Int { config.maxPositionEmbeddings }
 }
