@@ -2,6 +2,7 @@ import ClipInterrogator
 import Foundation
 import NeuralCore
 import NeuralModels
+import Synchronization
 
 /// Turbo mode against exact best mode on two evaluation sets (the issue's
 /// quality measurement): (a) the demo pair's 100 held-out images, (b) a tiny
@@ -26,12 +27,29 @@ enum TurboQuality {
         var bestSeconds: Double
         var turboSeconds: Double
         var timeRatio: Double { turboSeconds / bestSeconds }
+        /// Token positions the chains ran through the text tower, best and turbo.
+        var bestTokens: Int
+        var turboTokens: Int
+        var workRatio: Double { Double(turboTokens) / Double(max(bestTokens, 1)) }
+    }
+
+    /// Adds up the chains' encoding cost from progress reports.
+    final class CostCounter: Sendable {
+        private let total = Mutex(TextEncodingCost())
+        var value: TextEncodingCost { total.withLock { $0 } }
+        func reset() { total.withLock { $0 = TextEncodingCost() } }
+        func record(_ event: InterrogatorProgress) {
+            if case let .chainStep(_, _, _, cost) = event { total.withLock { $0 = $0 + cost } }
+        }
     }
 
     static func run(settings: [TurboSettings]) throws -> [Row] {
         let root = TextStages.root
+        let counter = CostCounter()
         // (a) The demo pair.
-        let demo = try DemoModel.interrogator()
+        var demoConfiguration = try DemoModel.configuration()
+        demoConfiguration.progress = { counter.record($0) }
+        let demo = try DemoModel.interrogator(configuration: demoConfiguration)
         let heldout = root.appendingPathComponent("Tests/Fixtures/demo/heldout")
         let demoImages = try FileManager.default.contentsOfDirectory(atPath: heldout.path).filter { $0.hasSuffix(".png") }.sorted()
             .map { try ImageDecoder.decode(contentsOf: heldout.appendingPathComponent($0)) }
@@ -40,6 +58,7 @@ enum TurboQuality {
         var configuration = InterrogatorConfiguration(encoderName: "tiny/random")
         configuration.precomputedCacheDirectory = root.appendingPathComponent("Tests/Fixtures/interrogator/cache")
         configuration.cacheDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("turbo-quality-cache")
+        configuration.progress = { counter.record($0) }
         let tiny = try Interrogator.load(clipDirectory: root.appendingPathComponent("Tests/Fixtures/interrogator/clip"),
                                          captionDirectory: nil, configuration: configuration)
         let tinyImages = (0..<40).map(syntheticImage)
@@ -52,6 +71,7 @@ enum TurboQuality {
             _ = try interrogator.labelTables()
             var best: [(prompt: String, similarity: Float, seconds: Double)] = []
             var fast: [Float] = []
+            counter.reset()
             for (image, caption) in zip(images, captions) {
                 let embedding = try interrogator.imageEmbedding([image])
                 let start = Date()
@@ -59,7 +79,9 @@ enum TurboQuality {
                 best.append((prompt, try interrogator.similarity(embedding, prompt), Date().timeIntervalSince(start)))
                 fast.append(try interrogator.similarity(embedding, try interrogator.fastPrompt(image: embedding, caption: caption)))
             }
+            let bestTokens = counter.value.tokensEncoded
             for setting in settings {
+                counter.reset()
                 var ratios: [Double] = [], identical = 0, common: [Double] = [], belowFast = 0, seconds = 0.0
                 for (index, (image, caption)) in zip(images, captions).enumerated() {
                     let embedding = try interrogator.imageEmbedding([image])
@@ -83,7 +105,8 @@ enum TurboQuality {
                                 images: images.count, meanRatio: ratios.reduce(0, +) / Double(ratios.count),
                                 worstRatio: ratios.min() ?? 0, identical: identical,
                                 flavorsInCommon: common.reduce(0, +) / Double(common.count), belowFast: belowFast,
-                                bestSeconds: best.map(\.seconds).reduce(0, +), turboSeconds: seconds))
+                                bestSeconds: best.map(\.seconds).reduce(0, +), turboSeconds: seconds,
+                                bestTokens: bestTokens, turboTokens: counter.value.tokensEncoded))
             }
         }
         return rows
@@ -110,10 +133,11 @@ enum TurboQuality {
     }
 
     static func printRows(_ rows: [Row]) {
-        print("set | settings | images | mean ratio | worst ratio | identical | flavors in common | below fast | best s | turbo s | time ratio")
+        print("set | settings | images | mean ratio | worst ratio | identical | flavors in common | below fast | best s | turbo s | time ratio | work ratio")
         for r in rows {
-            print(String(format: "%@ | %@ | %d | %.4f | %.4f | %d | %.2f | %d | %.2f | %.2f | %.3f", r.set, r.settings, r.images,
-                         r.meanRatio, r.worstRatio, r.identical, r.flavorsInCommon, r.belowFast, r.bestSeconds, r.turboSeconds, r.timeRatio))
+            print(String(format: "%@ | %@ | %d | %.4f | %.4f | %d | %.2f | %d | %.2f | %.2f | %.3f | %.3f", r.set, r.settings, r.images,
+                         r.meanRatio, r.worstRatio, r.identical, r.flavorsInCommon, r.belowFast, r.bestSeconds, r.turboSeconds,
+                         r.timeRatio, r.workRatio))
         }
     }
 }
