@@ -26,7 +26,13 @@ struct InterrogateBench {
                 try FullInterrogation.writeCheckpoints(to: URL(fileURLWithPath: arguments.popFirst() ?? "bench-checkpoints"))
                 return
             case "--full-interrogation":
-                let report = try FullInterrogation.run(directory: URL(fileURLWithPath: arguments.popFirst() ?? "bench-checkpoints"))
+                let directory = URL(fileURLWithPath: arguments.popFirst() ?? "bench-checkpoints")
+                var modes: [InterrogationMode] = []
+                if arguments.first == "--modes" {
+                    arguments.removeFirst()
+                    modes = (arguments.popFirst() ?? "").split(separator: ",").compactMap { InterrogationMode(rawValue: String($0)) }
+                }
+                let report = try FullInterrogation.run(directory: directory, modes: modes)
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
                 print(String(decoding: try encoder.encode(report), as: UTF8.self))
@@ -53,7 +59,9 @@ struct InterrogateBench {
                 print("""
                     usage: interrogate-bench [--json FILE] [--threads N] [--runs N] [--stage N]
                            interrogate-bench --write-checkpoints DIR    (stage 6 inputs, ~3.7 GB)
-                           interrogate-bench --full-interrogation DIR   (stage 6: load time, peak memory)
+                           interrogate-bench --full-interrogation DIR [--modes best,turbo]
+                                               (stage 6: load time, peak memory, fast mode; then whole
+                                                interrogations in other modes with a 16-step chain)
                            interrogate-bench --clip-parity DIR
                            interrogate-bench [--json FILE] --turbo-quality [POOL[:BATCH[:MARGIN]],…]  (turbo vs best)
                     """)

@@ -2,6 +2,7 @@ import ClipInterrogator
 import Foundation
 import NeuralCore
 import NeuralModels
+import Synchronization
 
 /// Stage 6: load time and peak memory of a whole interrogation from files on disk
 /// (ViT-L/14 + BLIP-large with synthetic weights, F32 safetensors as the real
@@ -65,27 +66,97 @@ enum FullInterrogation {
         var peakResidentMB: Double
         var peakOverCheckpoints: Double
         var mode: String
+        /// The other modes asked for (`--modes`), after the fast one.
+        var modes: [ModeReport] = []
     }
 
-    /// Loads everything from `directory` and interrogates one image in fast mode;
-    /// run in a fresh process so the peak RSS is this work's alone.
-    static func run(directory: URL) throws -> Report {
+    /// One mode's whole interrogation of the image, the chain fixed at 16 steps.
+    struct ModeReport: Codable {
+        var mode: String
+        /// Everything: caption, image embedding, rankings, chain, final choice.
+        var seconds: Double
+        /// The caption alone (up to 32 tokens, as `caption_max_length`).
+        var captionSeconds: Double
+        var captionTokens: Int
+        /// Chain steps run and their seconds (each from the previous report).
+        var chainSteps: Int
+        var chainStepSeconds: [Double]
+        /// Texts scored, their tokens, and the token positions actually encoded.
+        var chainTexts: Int
+        var chainTokens: Int
+        var chainTokensEncoded: Int
+        /// `seconds` with the chain's mean step time times 16 in place of the chain,
+        /// when the prompt filled CLIP's context before 16 steps.
+        var sixteenStepSeconds: Double
+    }
+
+    /// The benchmark image: 640×480 bytes `i &* 2654435761 >> 13`.
+    static func image() -> RGBImage {
+        var pixels = [UInt8](repeating: 0, count: 640 * 480 * 3)
+        for i in pixels.indices { pixels[i] = UInt8(truncatingIfNeeded: i &* 2_654_435_761 >> 13) }
+        return RGBImage(width: 640, height: 480, pixels: pixels)
+    }
+
+    /// Loads everything from `directory` and interrogates one image in fast mode,
+    /// then in each of `modes`; run in a fresh process so the peak RSS is this
+    /// work's alone.
+    static func run(directory: URL, modes: [InterrogationMode] = []) throws -> Report {
         let start = Date()
         var configuration = InterrogatorConfiguration(encoderName: cacheModelName)
         configuration.cacheDirectory = directory.appendingPathComponent("cache")
+        let steps = Mutex<[(Date, TextEncodingCost)]>([])
+        let captionTokens = Atomic<Int>(0)
+        configuration.progress = { event in
+            switch event {
+            case let .chainStep(_, _, _, cost): steps.withLock { $0.append((Date(), cost)) }
+            case let .captioning(token, _): captionTokens.store(token, ordering: .relaxed)
+            default: break
+            }
+        }
         let interrogator = try Interrogator.load(clipDirectory: directory.appendingPathComponent("clip"),
                                                  captionDirectory: directory.appendingPathComponent("blip"), configuration: configuration)
         let loaded = Date()
-        var pixels = [UInt8](repeating: 0, count: 640 * 480 * 3)
-        for i in pixels.indices { pixels[i] = UInt8(truncatingIfNeeded: i &* 2_654_435_761 >> 13) }
-        _ = try interrogator.interrogate([RGBImage(width: 640, height: 480, pixels: pixels)], mode: .fast)
+        let image = image()
+        _ = try interrogator.interrogate([image], mode: .fast)
         let done = Date()
         let bytes = try ["clip", "blip"].map {
             try FileManager.default.attributesOfItem(atPath: directory.appendingPathComponent("\($0)/model.safetensors").path)[.size] as? Int ?? 0
         }.reduce(0, +)
-        let peak = peakResidentMegabytes()
-        return Report(checkpointBytes: bytes, loadSeconds: loaded.timeIntervalSince(start),
-                      interrogateSeconds: done.timeIntervalSince(loaded), peakResidentMB: peak,
-                      peakOverCheckpoints: peak * 1_048_576 / Double(bytes), mode: "fast")
+        var report = Report(checkpointBytes: bytes, loadSeconds: loaded.timeIntervalSince(start),
+                            interrogateSeconds: done.timeIntervalSince(loaded), peakResidentMB: 0,
+                            peakOverCheckpoints: 0, mode: "fast")
+        for mode in modes {
+            // The random BLIP's caption is up to 32 tokens of noise, which would fill
+            // CLIP's context after a few flavors: it is generated and timed, then the
+            // rest of the mode runs on a short subject so that the chain can take its
+            // 16 steps, as a real caption lets it.
+            let captionStart = Date()
+            _ = try interrogator.caption(image)
+            let captionSeconds = Date().timeIntervalSince(captionStart)
+            var options = InterrogationOptions()
+            options.subject = "a painting of a lighthouse on a rocky coast"
+            (options.minFlavors, options.maxFlavors) = (16, 16)
+            steps.withLock { $0 = [] }
+            let modeStart = Date()
+            _ = try interrogator.interrogate([image], mode: mode, options: options)
+            let rest = Date().timeIntervalSince(modeStart)
+            let recorded = steps.withLock { $0 }
+            var previous = modeStart
+            var stepSeconds: [Double] = []
+            for (time, _) in recorded { stepSeconds.append(time.timeIntervalSince(previous)); previous = time }
+            // The first step's interval also holds the rankings before the chain.
+            let cost = recorded.map(\.1).reduce(TextEncodingCost(), +)
+            let chainSeconds = stepSeconds.reduce(0, +)
+            let mean = stepSeconds.isEmpty ? 0 : chainSeconds / Double(stepSeconds.count)
+            report.modes.append(ModeReport(
+                mode: mode.rawValue, seconds: captionSeconds + rest, captionSeconds: captionSeconds,
+                captionTokens: captionTokens.load(ordering: .relaxed),
+                chainSteps: recorded.count, chainStepSeconds: stepSeconds, chainTexts: cost.texts, chainTokens: cost.tokens,
+                chainTokensEncoded: cost.tokensEncoded,
+                sixteenStepSeconds: captionSeconds + rest + (recorded.count < 16 ? mean * Double(16 - recorded.count) : 0)))
+        }
+        report.peakResidentMB = peakResidentMegabytes()
+        report.peakOverCheckpoints = report.peakResidentMB * 1_048_576 / Double(bytes)
+        return report
     }
 }

@@ -52,4 +52,35 @@ final class ChainSearchTests: XCTestCase {
             XCTAssertGreaterThan(candidates, 1000)
         }
     }
+
+    /// With an unbounded margin the turbo chain re-scores every candidate at every
+    /// step, so over the whole pool it is the exact chain; with the default margin
+    /// it is deterministic, scores far fewer texts, and keeps best mode's final
+    /// choice (never below the fast prompt).
+    func testTurboChainIsLazyGreedy() throws {
+        let interrogator = try Self.makeInterrogator(reusePrefix: true, flavorCount: 300)
+        let image = try interrogator.imageEmbedding([ImageDecoder.decode(contentsOf: Fixtures.url("blip/image0.png"))])
+        let phrases = try interrogator.labelTables().merged.rankLabels(image, topCount: 400, method: .chunked(chunkSize: 2048))
+        let start = ("a tiny random caption", try interrogator.similarity(image, "a tiny random caption"))
+        var exactTexts = 0, lazyTexts = 0
+        let exact = try interrogator.chain(image: image, phrases: phrases, start: start, minCount: 8, maxCount: 32, name: "exact") {
+            exactTexts += $3.texts
+        }
+        let unbounded = TurboSettings(poolSize: phrases.count, batchSize: 17, margin: .infinity)
+        XCTAssertEqual(try interrogator.turboChain(image: image, phrases: phrases, start: start, minCount: 8, maxCount: 32,
+                                                   settings: unbounded, name: "turbo"), exact)
+        let lazy = { try interrogator.turboChain(image: image, phrases: phrases, start: start, minCount: 8, maxCount: 32,
+                                                 settings: TurboSettings(poolSize: phrases.count), name: "turbo") { lazyTexts += $3.texts } }
+        let first = try lazy()
+        let firstTexts = lazyTexts
+        XCTAssertEqual(try lazy(), first, "deterministic")
+        XCTAssertEqual(lazyTexts, 2 * firstTexts, "the same work twice")
+        // The first step scores the whole pool, later steps about one batch each.
+        XCTAssertLessThan(firstTexts, exactTexts / 2, "the lazy chain scores a fraction of the texts (\(firstTexts) vs \(exactTexts))")
+        let caption = "a tiny random caption"
+        let turbo = try interrogator.turboPrompt(image: image, caption: caption)
+        XCTAssertGreaterThanOrEqual(try interrogator.similarity(image, turbo),
+                                    try interrogator.similarity(image, try interrogator.fastPrompt(image: image, caption: caption)))
+    }
 }
+

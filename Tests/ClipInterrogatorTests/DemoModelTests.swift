@@ -111,4 +111,25 @@ final class DemoModelTests: XCTestCase {
             XCTAssertEqual(try interrogator.negativePrompt(image: output.image), golden.negative, golden.file)
         }
     }
+
+    /// Turbo mode on the 100 held-out images against the reference's best and fast
+    /// prompts: never less similar to the image than fast mode, and on average at
+    /// least 99% of best mode's similarity (the quality bar; the
+    /// benchmark's --turbo-quality prints the full table).
+    func testTurboKeepsBestModeQuality() throws {
+        let (interrogator, _, reference, outputs) = try run()
+        var ratios: [Float] = [], identical = 0
+        for (golden, output) in zip(reference, outputs) {
+            let turbo = try interrogator.turboPrompt(image: output.image, caption: output.caption)
+            let (ours, best, fast) = (try interrogator.similarity(output.image, turbo),
+                                      try interrogator.similarity(output.image, golden.best),
+                                      try interrogator.similarity(output.image, golden.fast))
+            XCTAssertGreaterThanOrEqual(ours, fast, "\(golden.file): turbo '\(turbo)' below fast '\(golden.fast)'")
+            ratios.append(ours / best)
+            if turbo == golden.best { identical += 1 }
+        }
+        let mean = ratios.reduce(0, +) / Float(ratios.count)
+        XCTAssertGreaterThanOrEqual(mean, 0.99, "mean turbo/best similarity \(mean) (\(identical) of 100 identical)")
+    }
 }
+
