@@ -61,8 +61,8 @@ MAPPINGS = [
      "Swift's method (true length) vs the reference's (padded to 77), per label"),
     ("3 labels", r"^ViT-L/14 text, padded to 77, \d+ labels$", r"^ViT-L/14 text, padded to 77, \d+ labels$",
      "both padded to 77, different label counts, per label"),
-    ("4 chain step", r"^\d+ candidates, prefix cached", r"^\d+ candidates, rank_top",
-     "Swift prefix cache vs the reference's rank_top (tokenise + encode at 77), per candidate"),
+    ("4 chain step", r"^\d+ candidates, token tree", r"^\d+ candidates, rank_top",
+     "Swift token tree over the cached prompt vs the reference's rank_top (tokenise + encode at 77), per candidate"),
     ("4 chain step", r"^\d+ candidates, full re-encoding", r"^\d+ candidates, rank_top",
      "Swift full re-encoding at true length vs the reference's rank_top, per candidate"),
 ]
@@ -123,7 +123,15 @@ def swift_stage6_measurements(report):
         return {"stage": STAGE6, "name": name, "runs": 1, "medianSeconds": seconds, "minSeconds": seconds,
                 "maxSeconds": seconds, "itemsPerSecond": None if items is None else items / seconds,
                 "peakResidentMB": report["peakResidentMB"]}
-    return [single(STAGE6_LOAD, report["loadSeconds"]), single(STAGE6_FAST, report["interrogateSeconds"], 1.0)]
+    rows = [single(STAGE6_LOAD, report["loadSeconds"]), single(STAGE6_FAST, report["interrogateSeconds"], 1.0)]
+    for mode in report.get("modes", []):
+        # Swift only: the reference's best mode re-encodes ~2,000 texts at 77 tokens per step.
+        steps = mode["chainSteps"]
+        rows.append(single(f"{mode['mode']}-mode interrogation, one 640x480 image, 16-step chain "
+                           f"({steps} steps run; caption {mode['captionSeconds']:.1f} s, "
+                           f"{mode['chainTexts']} texts scored, {mode['chainTokensEncoded']} tokens encoded)",
+                           mode["sixteenStepSeconds"], 1.0))
+    return rows
 
 
 def pair(stage, swift_rows, pytorch_rows):
@@ -200,6 +208,9 @@ def main():
     ap.add_argument("--checkpoints", default=DEFAULT_CHECKPOINTS, metavar="DIR",
                     help="stage 6: checkpoint folder (written with interrogate-bench --write-checkpoints DIR, "
                          "about 3.7 GB, when DIR/clip/model.safetensors is missing; default %(default)s)")
+    ap.add_argument("--stage6-modes", default="best,turbo", metavar="MODES",
+                    help="stage 6: whole Swift interrogations in these modes after the fast one, with a 16-step "
+                         "chain (default %(default)s; empty for none)")
     ap.add_argument("--work-dir", help="folder for the raw per-run JSON files (default: a new temporary folder)")
     args = ap.parse_args()
 
@@ -251,7 +262,8 @@ def main():
             out = os.path.join(work, f"swift-{key}-stage{stage}.json")
             if stage == "6":
                 # a fresh process; the report is printed as JSON (FullInterrogation.Report)
-                cmd = [SWIFT_BIN, "--threads", str(threads), "--full-interrogation", checkpoints]
+                cmd = [SWIFT_BIN, "--threads", str(threads), "--full-interrogation", checkpoints] \
+                    + (["--modes", args.stage6_modes] if args.stage6_modes else [])
             else:
                 cmd = [SWIFT_BIN, "--stage", stage] + common + ["--json", out]
             env = dict(base_env, **side["env"])

@@ -51,7 +51,8 @@ enum TextStages {
     }
 
     /// Stage 4: one best-mode chain step: 2048 candidates "prompt, flavor" scored
-    /// with the prompt's states cached, and (on 256 of them) by full re-encoding.
+    /// as one token tree over the prompt's cached states (the name says how many
+    /// token positions that encoded), and (on 256 of them) by full re-encoding.
     static func chainStep(runs: Int) throws -> [Measurement] {
         let tokenizer = try tokenizer()
         let flavors = sample(try ReferenceLabels.list(.flavors), count: 2048)
@@ -61,10 +62,13 @@ enum TextStages {
         var prefix = tokenizer.encodeUnpadded(prompt).map(Int.init)
         prefix.removeLast()
         let model = try BenchmarkModels.clip(BenchmarkModels.vitL14)
-        let cached = try measure(stage: "4 chain step", "2048 candidates, prefix cached (\(prefix.count)-token prefix)",
+        let cost = try model.textFeaturesAndCost(candidates, continuing: model.textModel.prefixCache(prefix)).cost
+        let tokensPerCandidate = candidates.map { $0.count - prefix.count }.reduce(0, +)
+        let cached = try measure(stage: "4 chain step",
+                                 "2048 candidates, token tree over the cached \(prefix.count)-token prompt "
+                                     + "(\(cost.tokensEncoded - prefix.count) of \(tokensPerCandidate) candidate tokens encoded)",
                                  runs: runs, items: 2048) {
-            let cache = try model.textModel.prefixCache(prefix)
-            _ = try model.textFeatures(candidates, continuing: cache)
+            _ = try model.textFeatures(candidates, continuing: model.textModel.prefixCache(prefix))
         }
         // Full re-encoding costs ~7× more: a 256-candidate subset gives its per-candidate rate.
         let subset = Array(candidates.prefix(256))
