@@ -131,5 +131,24 @@ final class DemoModelTests: XCTestCase {
         let mean = ratios.reduce(0, +) / Float(ratios.count)
         XCTAssertGreaterThanOrEqual(mean, 0.99, "mean turbo/best similarity \(mean) (\(identical) of 100 identical)")
     }
+
+    /// Captions and image embeddings computed 8 images at a time equal those
+    /// computed one image at a time, bit for bit (so batched runs give the same
+    /// prompts).
+    func testBatchesOfEightEqualOneAtATime() throws {
+        let (interrogator, heldout, _, outputs) = try run()
+        let captioner = try XCTUnwrap(interrogator.captioner)
+        for start in stride(from: 0, to: heldout.count, by: 8) {
+            let entries = heldout[start..<min(start + 8, heldout.count)]
+            let images = try entries.map { try ImageDecoder.decode(contentsOf: Fixtures.url("demo/" + $0.file)) }
+            XCTAssertEqual(try captioner.captions(images, maxTokens: interrogator.configuration.captionMaxLength, progress: nil),
+                           outputs[start..<start + images.count].map(\.caption), "images \(start)...")
+            let embeddings = try interrogator.encoder.imageEmbeddings(interrogator.encoder.imageProcessor.batch(images)).floats()
+            let d = interrogator.encoder.embeddingDimension
+            for (i, output) in outputs[start..<start + images.count].enumerated() {
+                XCTAssertEqual(Array(embeddings[(i * d)..<((i + 1) * d)]), output.image, "image \(start + i) embedding")
+            }
+        }
+    }
 }
 

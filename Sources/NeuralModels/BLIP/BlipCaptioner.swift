@@ -76,11 +76,19 @@ public struct BlipCaptioner: ImageCaptioning {
     /// captioner's ``options`` and ``prompt``.
     /// - Throws: ``ImagePreprocessingError``, ``ModelInputError``, ``GenerationError``.
     public func caption(_ image: RGBImage, maxTokens: Int, progress: (@Sendable (Int, Int) -> Void)?) throws -> String {
+        try captions([image], maxTokens: maxTokens, progress: progress)[0]
+    }
+
+    /// Captions for `images` in one batch: the vision tower runs once over all
+    /// of them and the decoder steps them together, each image stopping on its own
+    /// (see ``BlipForConditionalGeneration/generate(pixelValues:decoderPrompt:options:)``).
+    /// - Throws: ``ImagePreprocessingError``, ``ModelInputError``, ``GenerationError``.
+    public func captions(_ images: [RGBImage], maxTokens: Int, progress: (@Sendable (Int, Int) -> Void)?) throws -> [String] {
+        guard !images.isEmpty else { return [] }
         var options = self.options
         options.maxNewTokens = maxTokens
         var trace = GenerationTrace { calls in progress?(min(calls, maxTokens), maxTokens) }
-        let ids = try model.generate(pixelValues: processor.batch([image]), decoderPrompt: decoderPrompt(prompt),
-                                     options: options, trace: &trace)
-        return decode(ids[0])
+        return try model.generate(pixelValues: processor.batch(images), decoderPrompt: decoderPrompt(prompt),
+                                  options: options, trace: &trace).map(decode)
     }
 }
