@@ -42,7 +42,6 @@ import ast
 import importlib.util
 import json
 import os
-import platform
 import resource
 import sys
 import time
@@ -52,8 +51,11 @@ import numpy as np
 import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.dont_write_bytecode = True  # no __pycache__ beside the fixture scripts
 sys.path.insert(0, os.path.join(ROOT, "Weights", "fixtures"))
-from fixture_utils import install_open_clip_standin, open_clip_tokenizer_module  # noqa: E402
+from fixture_utils import (REFERENCE_SITES, OpenClipLikeCLIP, cpu_model, install_open_clip_standin,  # noqa: E402
+                           load_label_list, open_clip_eval_transform, open_clip_tokenizer_module,
+                           pooled_features as features, reference_trending_labels)
 DATA = os.path.join(ROOT, "Sources", "ClipInterrogator", "Resources", "data")
 CONTEXT = 77
 CHUNK_SIZE = 2048          # clip-interrogator 0.6.0 Config.chunk_size
@@ -92,10 +94,6 @@ SGEMM_SHAPES = [
 CHAIN_PROMPT = ("a painting of a lighthouse on a rocky coast at sunset, by greg rutkowski, trending on artstation, "
                 "highly detailed, dramatic lighting, oil on canvas")
 
-# clip-interrogator 0.6.0 Interrogator.load_clip_model's `sites` (checked against the installed source below)
-SITES = ['Artstation', 'behance', 'cg society', 'cgsociety', 'deviantart', 'dribble',
-         'flickr', 'instagram', 'pexels', 'pinterest', 'pixabay', 'pixiv', 'polycount',
-         'reddit', 'shutterstock', 'tumblr', 'unsplash', 'zbrush central']
 
 
 # ---------------------------------------------------------------------------------------------
@@ -160,11 +158,6 @@ def clip_model(spec, attn, seed=1):
     return model
 
 
-def features(out):
-    """transformers 5 returns a ModelOutput whose pooler_output is the projected features."""
-    return out if isinstance(out, torch.Tensor) else out.pooler_output
-
-
 def pixels(batch, size):
     """BenchmarkModels.pixels: Float((i * 2654435761) % 4001) / 1000 - 2, [batch, 3, size, size]."""
     i = np.arange(batch * 3 * size * size, dtype=np.int64)
@@ -190,13 +183,12 @@ def reference_tokenizer():
 
 
 def load_list(filename):
-    """clip-interrogator 0.6.0 load_list."""
-    with open(os.path.join(DATA, filename), "r", encoding="utf-8", errors="replace") as f:
-        return [line.strip() for line in f.readlines()]
+    """clip-interrogator 0.6.0 load_list of the vendored list."""
+    return load_label_list(os.path.join(DATA, filename))
 
 
 def check_sites():
-    """The SITES literal above is the installed clip_interrogator 0.6.0's (read, not imported:
+    """fixture_utils.REFERENCE_SITES is the installed clip_interrogator 0.6.0's (read, not imported:
     importing it pulls in open_clip's package __init__)."""
     spec = importlib.util.find_spec("clip_interrogator")
     if spec is None or not spec.submodule_search_locations:
@@ -205,7 +197,7 @@ def check_sites():
     path = os.path.join(list(spec.submodule_search_locations)[0], "clip_interrogator.py")
     for node in ast.walk(ast.parse(open(path, encoding="utf-8").read())):
         if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "sites" for t in node.targets):
-            assert ast.literal_eval(node.value) == SITES, "trending sites differ from clip_interrogator's"
+            assert ast.literal_eval(node.value) == REFERENCE_SITES, "trending sites differ from clip_interrogator's"
             return
     raise AssertionError("no `sites` list in " + path)
 
@@ -215,8 +207,7 @@ def reference_tables():
     check_sites()
     raw_artists = load_list("artists.txt")
     artists = [f"by {a}" for a in raw_artists] + [f"inspired by {a}" for a in raw_artists]
-    trendings = list(SITES) + ["trending on " + s for s in SITES] + ["featured on " + s for s in SITES] \
-        + [s + " contest winner" for s in SITES]
+    trendings = reference_trending_labels()
     return [("artists", artists), ("flavors", load_list("flavors.txt")), ("mediums", load_list("mediums.txt")),
             ("movements", load_list("movements.txt")), ("trendings", trendings)]
 
@@ -357,47 +348,12 @@ def blip_stage(runs):
 # ---------------------------------------------------------------------------------------------
 
 STAGE6_MODEL_NAME = "bench/ViT-L-14-synthetic"     # FullInterrogation.cacheModelName
-OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
-OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
-
-
-class OpenClipLikeCLIP:
-    """What the reference uses of an open_clip model, over transformers' CLIPModel."""
-
-    def __init__(self, hf):
-        self.hf = hf
-
-    def encode_text(self, tokens):
-        return features(self.hf.get_text_features(input_ids=tokens))
-
-    def encode_image(self, images):
-        return features(self.hf.get_image_features(pixel_values=images))
-
-    def eval(self):
-        self.hf.eval()
-        return self
-
-    def to(self, *args, **kwargs):
-        self.hf.to(*args, **kwargs)
-        return self
 
 
 def clip_preprocess_224(img):
     """open_clip's eval transform for OpenAI models (Resize(224, bicubic) on the shortest side,
-    CenterCrop(224), ToTensor, Normalize), without torchvision, as make_interrogator_fixtures.py."""
-    from PIL import Image
-    size = 224
-    w, h = img.size
-    short, long = (w, h) if w <= h else (h, w)
-    new_short, new_long = size, int(size * long / short)
-    new_w, new_h = (new_short, new_long) if w <= h else (new_long, new_short)
-    if (new_w, new_h) != (w, h):
-        img = img.resize((new_w, new_h), Image.Resampling.BICUBIC)
-    w, h = img.size
-    top, left = int(round((h - size) / 2.0)), int(round((w - size) / 2.0))
-    img = img.crop((left, top, left + size, top + size)).convert("RGB")
-    t = torch.from_numpy(np.array(img, dtype=np.uint8, copy=True)).permute(2, 0, 1).contiguous().float().div(255)
-    return t.sub_(torch.tensor(OPENAI_MEAN).view(-1, 1, 1)).div_(torch.tensor(OPENAI_STD).view(-1, 1, 1))
+    CenterCrop(224), convert("RGB"), ToTensor, Normalize), without torchvision (fixture_utils)."""
+    return open_clip_eval_transform(img, 224)
 
 
 def stage6_image():
@@ -493,15 +449,6 @@ STAGE6_FAST = "fast-mode interrogation, one 640x480 image"
 # ---------------------------------------------------------------------------------------------
 
 def metadata(threads):
-    cpu = "unknown"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        cpu = platform.processor() or "unknown"
     import transformers
     return {"python": sys.version.split()[0], "torch": torch.__version__, "transformers": transformers.__version__,
             "threads": threads, "torch_num_threads": torch.get_num_threads(),
@@ -510,7 +457,7 @@ def metadata(threads):
             "blas": "MKL" if torch.backends.mkl.is_available() else "other",
             "mkldnn": torch.backends.mkldnn.is_available(),
             "torch_config": torch.__config__.show(), "parallel_info": torch.__config__.parallel_info(),
-            "cpu_model": cpu, "cpu_count": os.cpu_count(),
+            "cpu_model": cpu_model(), "cpu_count": os.cpu_count(),
             "load_average_at_start": os.getloadavg() if hasattr(os, "getloadavg") else None,
             "env": {k: os.environ.get(k) for k in ["OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_CORETYPE",
                                                    "OPENBLAS_L2_SIZE", "KMP_AFFINITY", "MKL_ENABLE_INSTRUCTIONS"]}}

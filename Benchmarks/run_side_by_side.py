@@ -43,6 +43,9 @@ import sys
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.dont_write_bytecode = True  # no __pycache__ beside the fixture scripts
+sys.path.insert(0, os.path.join(ROOT, "Weights", "fixtures"))
+from fixture_utils import cpu_model  # noqa: E402  (standard library only: this driver never imports torch)
 SWIFT_BIN = os.path.join(ROOT, ".build", "release", "interrogate-bench")
 PYTORCH_BENCH = os.path.join(ROOT, "Benchmarks", "pytorch_bench.py")
 DEFAULT_PYTHON = os.path.join(ROOT, ".venv-ref", "bin", "python")
@@ -66,17 +69,6 @@ MAPPINGS = [
     ("4 chain step", r"^\d+ candidates, full re-encoding", r"^\d+ candidates, rank_top",
      "Swift full re-encoding at true length vs the reference's rank_top, per candidate"),
 ]
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def cpu_flags():
