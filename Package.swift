@@ -8,8 +8,10 @@ let swiftSettings: [SwiftSetting] = [
 ]
 
 let package = Package(
-    name: "ClipInterrogator",
-    platforms: [.macOS(.v15), .iOS(.v18)],
+    name: "swift-clip-interrogator",
+    // Only Linux is built and tested. macOS 15 is the least the APIs used need
+    // (Synchronization's Mutex and Atomic); no Apple platform is built or checked.
+    platforms: [.macOS(.v15)],
     products: [
         .library(name: "NeuralCore", targets: ["NeuralCore"]),
         .library(name: "NeuralModels", targets: ["NeuralModels"]),

@@ -14,6 +14,9 @@ import Synchronization
 /// directory is configured) on first use, once: caption-only work never needs
 /// them.
 public final class Interrogator: Sendable {
+    /// This package's version (`interrogate --version` prints it).
+    public static let version = "0.1.0"
+
     /// The image–text encoder that scores labels against images.
     public let encoder: any ImageTextEncoder
     /// The caption model; nil when captions are always supplied (style mode).
@@ -63,10 +66,12 @@ public final class Interrogator: Sendable {
     /// The reference's label tables and the user tables, with their embeddings:
     /// loaded from the cache, or computed (reporting progress) and cached, the
     /// first time they are needed; concurrent callers wait for that one build.
+    /// A cancelled build (``prepareLabelTables(progress:)``) keeps nothing but
+    /// the tables it finished and cached; the next call starts again.
     public func labelTables() throws -> LabelTables {
         try builtTables.withLock { built in
             if let built { return built }
-            let builder = LabelTableBuilder(encoder: encoder, configuration: configuration)
+            let builder = LabelTableBuilder(encoder: encoder, configuration: configuration, report: report)
             let set = try configuration.labelSet ?? LabelSet.reference()
             let tables = LabelTables(
                 artists: try builder.table(set.artists), flavors: try builder.table(set.flavors),

@@ -90,7 +90,7 @@ extension Interrogator {
             let winner = scored.min { a, b in a.score > b.score || (a.score == b.score && a.index < b.index) }!
             let (prompt, score) = ("\(current.prompt), \(remaining[winner.index])", winner.score)
             if score > best.similarity { best = (prompt, score) }
-            configuration.progress?(.chainStep(name: name, step: step + 1, maxSteps: maxCount, cost: cost))
+            try report(.chainStep(name: name, step: step + 1, maxSteps: maxCount, cost: cost))
             guard score > current.similarity || step < minCount else { break }
             current = (prompt, score)
             if encoder.fillsContext(current.prompt) { break }

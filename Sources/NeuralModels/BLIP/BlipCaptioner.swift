@@ -74,11 +74,17 @@ public struct BlipCaptioner: ImageCaptioning {
 
     /// The caption of `image` with at most `maxTokens` new tokens, with this
     /// captioner's ``options`` and ``prompt``.
-    /// - Throws: ``ImagePreprocessingError``, ``ModelInputError``, ``GenerationError``.
-    public func caption(_ image: RGBImage, maxTokens: Int, progress: (@Sendable (Int, Int) -> Void)?) throws -> String {
+    /// - Parameters:
+    ///   - image: the image.
+    ///   - maxTokens: the most new tokens (replaces the options' `maxNewTokens`).
+    ///   - progress: receives (decoder steps so far, `maxTokens`) after each
+    ///     step; what it throws stops generation and is rethrown.
+    /// - Returns: the caption.
+    /// - Throws: ``ImagePreprocessingError``, ``ModelInputError``, ``GenerationError``, `progress`'s errors.
+    public func caption(_ image: RGBImage, maxTokens: Int, progress: (@Sendable (Int, Int) throws -> Void)?) throws -> String {
         var options = self.options
         options.maxNewTokens = maxTokens
-        var trace = GenerationTrace { calls in progress?(min(calls, maxTokens), maxTokens) }
+        var trace = GenerationTrace { calls in try progress?(min(calls, maxTokens), maxTokens) }
         let ids = try model.generate(pixelValues: processor.batch([image]), decoderPrompt: decoderPrompt(prompt),
                                      options: options, trace: &trace)
         return decode(ids[0])

@@ -99,13 +99,14 @@ public struct GenerationTrace: Sendable, Equatable {
     /// The decoder calls, in order.
     public var steps: [Step] = []
     /// Called after each decoder call with the number of calls so far (each call
-    /// yields one new token per live sequence): progress reporting.
-    public var onStep: (@Sendable (_ calls: Int) -> Void)?
+    /// yields one new token per live sequence): progress reporting; an error it
+    /// throws (a cancellation) stops generation and is rethrown.
+    public var onStep: (@Sendable (_ calls: Int) throws -> Void)?
     /// All token positions run through the decoder layers.
     public var totalPositions: Int { steps.reduce(0) { $0 + $1.positions } }
 
     /// An empty trace, optionally reporting each step.
-    public init(onStep: (@Sendable (_ calls: Int) -> Void)? = nil) {
+    public init(onStep: (@Sendable (_ calls: Int) throws -> Void)? = nil) {
         self.onStep = onStep
     }
 
@@ -191,7 +192,7 @@ extension BlipTextDecoder {
         while true {
             var logits = try nextTokenLogits(feed, state: &state)
             trace.steps.append(.init(rows: feed.count, positions: feed.count * feed[0].count))
-            trace.onStep?(trace.steps.count)
+            try trace.onStep?(trace.steps.count)
             var keep: [Int] = [], nextLive: [Int] = []
             logits.withUnsafeMutableFloats { scores in
                 for (r, b) in live.enumerated() {
@@ -256,7 +257,7 @@ extension BlipTextDecoder {
         while true {
             let logits = try nextTokenLogits(feed, state: &state)
             trace.steps.append(.init(rows: feed.count, positions: feed.count * feed[0].count))
-            trace.onStep?(trace.steps.count)
+            try trace.onStep?(trace.steps.count)
             // State row of beam `beam` of the `slot`-th active input (after the
             // prefill, whose one row per image stands for all of its beams).
             let prefill = curLen == promptLength
