@@ -22,6 +22,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        // `swift package generate-documentation` (DocC); used by no target.
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
     ],
     targets: [
         // System libraries. On Apple platforms BLAS comes from Accelerate instead.
@@ -78,6 +80,7 @@ let package = Package(
                 "ClipInterrogator", "HuggingFaceHub", "NeuralModels", "NeuralCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
+            exclude: ["install.sh"], // the install step (README, "Install"), not a source
             swiftSettings: swiftSettings
         ),
         .executableTarget(

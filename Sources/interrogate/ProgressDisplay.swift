@@ -283,6 +283,7 @@ final class StandardOutputRelay: @unchecked Sendable {
         reader = ends[0]
         dup2(ends[1], 1)
         close(ends[1])
+        lineBufferStandardOutput() // results reach the screen line by line, not at exit
         let (reader, original, finished) = (reader, original, finished)
         Thread.detachNewThread {
             var buffer = [UInt8](repeating: 0, count: 65_536)

@@ -130,7 +130,7 @@ final class PrecomputedCacheTests: XCTestCase {
         var configuration = InterrogatorConfiguration(encoderName: "tiny/random")
         configuration.precomputedCacheDirectory = Fixtures.url("interrogator/cache")
         let encoder = CLIPEncoder(model: clip, tokenizer: tokenizer, processor: CLIPImageProcessor(size: 32))
-        let builder = LabelTableBuilder(encoder: encoder, configuration: configuration)
+        let builder = LabelTableBuilder(encoder: encoder, configuration: configuration, report: { _ in })
         let mediums = try ReferenceLabels.list(.mediums)
         let table = try builder.table(LabelSet.List(name: "mediums", labels: mediums))
         let published = try XCTUnwrap(LabelEmbeddingCache(directory: Fixtures.url("interrogator/cache"), modelName: "tiny/random")

@@ -362,3 +362,8 @@ func topK(_ x: UnsafePointer<Float>, count: Int, k: Int) -> [(value: Float, inde
 func topK(_ x: [Float], k: Int) -> [(value: Float, index: Int)] {
     x.withUnsafeBufferPointer { topK($0.baseAddress!, count: $0.count, k: k) }
 }
+
+extension GenerationError: LocalizedError {
+    /// The same text as ``description``, for `localizedDescription`.
+    public var errorDescription: String? { description }
+}
