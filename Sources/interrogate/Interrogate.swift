@@ -122,11 +122,12 @@ struct Interrogate: ParsableCommand {
         images += image
         image = []
         if images.isEmpty && folder == nil { throw ValidationError("give image files or --folder DIR") }
-        for (name, value) in [("--min-flavors", minFlavors), ("--max-flavors", maxFlavors), ("--caption-max-length", captionMaxLength),
-                              ("--chunk-size", chunkSize), ("--flavor-intermediate-count", flavorIntermediateCount)] where value < 1 {
-            throw ValidationError("\(name) must be at least 1")
+        // As in the reference, --min-flavors above --max-flavors is no error: the chain stops at the maximum.
+        for (name, value, least) in [("--min-flavors", minFlavors, 0), ("--max-flavors", maxFlavors, 1),
+                                     ("--caption-max-length", captionMaxLength, 1), ("--chunk-size", chunkSize, 1),
+                                     ("--flavor-intermediate-count", flavorIntermediateCount, 1)] where value < least {
+            throw ValidationError("\(name) must be at least \(least)")
         }
-        if minFlavors > maxFlavors { throw ValidationError("--min-flavors (\(minFlavors)) exceeds --max-flavors (\(maxFlavors))") }
         if resume && output == nil { throw ValidationError("--resume needs --output FILE") }
         if let shard, parseShard(shard) == nil { throw ValidationError("--shard takes I/N with 1 ≤ I ≤ N, e.g. 2/4") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
@@ -156,6 +157,8 @@ struct Interrogate: ParsableCommand {
         configuration.cacheDirectory = cacheDir.map { URL(fileURLWithPath: $0) } ?? (demo ? nil : LabelEmbeddingCache.defaultDirectory())
         if let display { configuration.progress = { display.library($0) } }
         if let labelSet { configuration.labelSet = try LabelSet(directory: URL(fileURLWithPath: labelSet)) }
+        // Read the label lists now: missing data stops the run before its first image, not at each.
+        if mode != .caption || negative { configuration.labelSet = try configuration.labelSet ?? LabelSet.reference() }
         let needsCaption = subject == nil && mode.usesCaption
         let (clipDirectory, captionDirectory) = demo
             ? (try DemoModel.clipDirectory, needsCaption ? try DemoModel.captionDirectory : nil)
@@ -184,7 +187,7 @@ struct Interrogate: ParsableCommand {
         let summary = combine ? runner.runCombined(items, writer: writer) : runner.run(items, writer: writer)
         try writer.close()
         display?.finish()
-        if !quiet, output == nil, let file = destination.output {
+        if !quiet, self.output == nil, let file = output { // the folder's desc.csv, chosen for the user
             FileHandle.standardError.write(Data("results written to \(file)\n".utf8))
         }
         report(summary)
