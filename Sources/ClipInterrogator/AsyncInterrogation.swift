@@ -123,7 +123,7 @@ extension Interrogator {
     ///   - options: style subject, flavor counts, negative prompt, analysis size.
     ///   - progress: receives this call's progress, on the thread doing the work.
     /// - Returns: the result.
-    /// - Throws: `CancellationError`, ``ImageDecodingError`` naming the file,
+    /// - Throws: `CancellationError`, `ImageDecodingError` naming the file,
     ///   ``InterrogatorError``, the models' errors.
     public func interrogate(contentsOf url: URL, mode: InterrogationMode = .best, options: InterrogationOptions = .init(),
                             progress: (@Sendable (InterrogatorProgress) -> Void)? = nil) async throws -> InterrogationResult {

@@ -2,7 +2,7 @@ import Foundation
 import NeuralCore
 import NeuralModels
 
-/// What ``Interrogator/interrogate(_:mode:options:)`` produces.
+/// The reference's modes: which prompt (or analysis) an interrogation produces.
 public enum InterrogationMode: String, Sendable, CaseIterable, Codable {
     /// Caption, then a greedy chain of flavors; the best of caption, classic,
     /// fast and chain prompts (the reference's default `interrogate`).
@@ -74,7 +74,7 @@ public struct TableMatches: Sendable, Codable, Equatable {
 
 /// What the models make of an image, computed once: its caption and its image
 /// embedding. Every mode's prompt follows from these two
-/// (``Interrogator/interrogate(_:mode:options:)-(ImageFeatures,_,_)``), so one
+/// (the interrogator's `interrogate(_ features:mode:options:)`), so one
 /// image can be interrogated in all modes without captioning or embedding it
 /// again, and features can be stored (they are `Codable`) and interrogated later
 /// by an interrogator with the same models.
@@ -91,7 +91,7 @@ public struct ImageFeatures: Sendable, Codable, Equatable {
     }
 }
 
-/// The outcome of ``Interrogator/interrogate(_:mode:options:)``.
+/// The outcome of an interrogation (`Interrogator`'s `interrogate` calls).
 public struct InterrogationResult: Sendable, Codable, Equatable {
     /// The mode run.
     public var mode: InterrogationMode

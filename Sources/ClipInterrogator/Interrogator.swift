@@ -7,8 +7,8 @@ import Synchronization
 /// a caption, then labels (artists, flavors, mediums, movements, trending sites)
 /// ranked by an image–text encoder, assembled by one of the reference's modes.
 ///
-/// The encoder is any ``ImageTextEncoder`` (CLIP is the first); the caption
-/// model any ``ImageCaptioning`` (BLIP is the first). An interrogator is safe to
+/// The encoder is any `ImageTextEncoder` (CLIP is the first); the caption
+/// model any `ImageCaptioning` (BLIP is the first). An interrogator is safe to
 /// share across concurrent tasks. The label tables' embeddings are loaded (or
 /// computed, and cached on disk in the reference's format when a cache
 /// directory is configured) on first use, once: caption-only work never needs
@@ -30,8 +30,13 @@ public final class Interrogator: Sendable {
 
     /// An interrogator around `encoder` and `captioner`.
     ///
-    /// - Parameter customTables: user label tables as (name, labels); the name also
-    ///   names their cache file.
+    /// - Parameters:
+    ///   - encoder: the image–text encoder that ranks labels (CLIP: `CLIPEncoder`).
+    ///   - captioner: the caption model (BLIP: `BlipCaptioner`), or nil when
+    ///     captions are always supplied (style mode).
+    ///   - configuration: the settings.
+    ///   - customTables: user label tables as (name, labels); the name also
+    ///     names their cache file.
     public init(encoder: any ImageTextEncoder, captioner: (any ImageCaptioning)?, configuration: InterrogatorConfiguration,
                 customTables: [(name: String, labels: [String])] = []) {
         if let threads = configuration.threads { Threading.setThreadCount(threads) }
@@ -53,8 +58,8 @@ public final class Interrogator: Sendable {
     }
 
     /// Loads an interrogator from local Hugging Face checkpoint folders: a CLIP
-    /// model (``CLIPEncoder/init(directory:)``) and, unless nil, a BLIP captioning
-    /// model (``BlipCaptioner/init(directory:options:prompt:)``).
+    /// model (`CLIPEncoder/init(directory:)`) and, unless nil, a BLIP captioning
+    /// model (`BlipCaptioner/init(directory:options:prompt:)`).
     public static func load(clipDirectory: URL, captionDirectory: URL?, configuration: InterrogatorConfiguration,
                             captionOptions: GenerationOptions = GenerationOptions(),
                             customTables: [(name: String, labels: [String])] = []) throws -> Interrogator {

@@ -7,7 +7,7 @@ import NeuralModels
 /// Turbo runs best mode with a cheaper chain search. Best mode's chain scores
 /// every remaining candidate ("prompt, phrase") at every step: about 2,000
 /// candidates times up to 32 steps. Turbo's chain
-/// (``Interrogator/turboChain(image:phrases:start:minCount:maxCount:settings:name:trace:)``)
+/// (`Interrogator/turboChain(image:phrases:start:minCount:maxCount:settings:name:trace:)`)
 /// keeps two savings, both deterministic:
 ///
 /// 1. **A smaller pool.** It draws from the ``poolSize`` best-ranked of best

@@ -8,24 +8,6 @@ import XCTest
 extension CLITests {
     static let resourceBundle = "swift-clip-interrogator_ClipInterrogator.resources"
 
-    /// Runs an executable other than the built one (a copy, a link).
-    func run(_ executable: URL, _ arguments: [String]) throws -> Run {
-        let process = Process()
-        process.executableURL = executable
-        process.arguments = arguments
-        var environment = ProcessInfo.processInfo.environment
-        environment["HF_HUB_CACHE"] = work.appendingPathComponent("hub").path
-        process.environment = environment
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile(), stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Run(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
-                   stderr: String(decoding: stderr, as: UTF8.self))
-    }
-
     var modelArguments: [String] {
         ["--clip", Self.fixtures.appendingPathComponent("interrogator/clip").path,
          "--caption", Self.fixtures.appendingPathComponent("blip/tiny-base").path,
@@ -40,7 +22,7 @@ extension CLITests {
         try FileManager.default.copyItem(at: Self.executable, to: copy)
 
         // Alone: a clear error naming where it looked, not a crash.
-        let alone = try run(copy, modelArguments)
+        let alone = try interrogate(modelArguments, models: false, executable: copy)
         XCTAssertEqual(alone.status, 1, "an error exit, not a trap: \(alone.stderr)")
         XCTAssertTrue(alone.stderr.contains("the reference's label lists not found"), alone.stderr)
         XCTAssertTrue(alone.stderr.contains(bin.appendingPathComponent(Self.resourceBundle).path), alone.stderr)
@@ -53,7 +35,7 @@ extension CLITests {
                                          to: share.appendingPathComponent("labels"))
         let link = work.appendingPathComponent("interrogate-link")
         try FileManager.default.createSymbolicLink(at: link, withDestinationURL: copy)
-        let installed = try run(link, modelArguments)
+        let installed = try interrogate(modelArguments, models: false, executable: link)
         let reference = try interrogate(Array(modelArguments.dropFirst(7)))
         XCTAssertEqual(installed.status, 0, installed.stderr)
         XCTAssertEqual(installed.stdout, reference.stdout, "the installed copy gives the build's result")

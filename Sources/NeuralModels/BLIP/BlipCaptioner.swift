@@ -33,7 +33,7 @@ public struct BlipCaptioner: ImageCaptioning {
 
     /// Loads the model (strictly), the tokenizer and the image processor from a
     /// checkpoint directory, opened once.
-    /// - Throws: ``CheckpointError``, ``WeightError``, ``BertTokenizerError``, the
+    /// - Throws: `CheckpointError`, `WeightError`, ``BertTokenizerError``, the
     ///   preprocessor config's errors.
     public init(directory: URL, options: GenerationOptions = GenerationOptions(), prompt: String? = nil) throws {
         let checkpoint = try Checkpoint(directory: directory)
