@@ -23,6 +23,8 @@ struct Interrogate: ParsableCommand {
             Examples:
               interrogate --demo Docs/examples/a-red-square.png
               interrogate photo.jpg
+              interrogate -f ~/Pictures -m fast          (writes ~/Pictures/desc.csv, as run_cli.py does)
+              interrogate --folder ~/Pictures --format jsonl | jq .result.prompt
               interrogate --mode fast --format json photo.jpg
               interrogate --folder ~/Pictures --recursive --format csv --output desc.csv --resume
               interrogate --mode analyze --clip ViT-B-32/openai photo.png

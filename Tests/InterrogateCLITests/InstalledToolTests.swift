@@ -73,6 +73,15 @@ extension CLITests {
         XCTAssertEqual(try interrogate(["--chunk-size", "0", image]).status, 64)
     }
 
+    func testHelpShowsTheReferenceOptions() throws {
+        let help = try interrogate(["--help"], models: false)
+        XCTAssertEqual(help.status, 0)
+        for option in ["-i, --image", "-f, --folder", "-m, --mode", "-c, --clip", "--min-flavors", "--max-flavors",
+                       "--caption-max-length", "--chunk-size", "--flavor-intermediate-count", "--version", "desc.csv", "turbo"] {
+            XCTAssertTrue(help.stdout.contains(option), "help mentions \(option)")
+        }
+    }
+
     func testVersionNamesTheBLASKernel() throws {
         let run = try interrogate(["--version"], models: false)
         XCTAssertEqual(run.status, 0, run.stderr)
