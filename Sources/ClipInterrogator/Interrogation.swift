@@ -2,7 +2,7 @@ import Foundation
 import NeuralCore
 import NeuralModels
 
-/// What ``Interrogator/interrogate(_:mode:options:)`` produces.
+/// The reference's modes: which prompt (or analysis) an interrogation produces.
 public enum InterrogationMode: String, Sendable, CaseIterable, Codable {
     /// Caption, then a greedy chain of flavors; the best of caption, classic,
     /// fast and chain prompts (the reference's default `interrogate`).
@@ -21,6 +21,10 @@ public enum InterrogationMode: String, Sendable, CaseIterable, Codable {
     case caption
     /// The top labels of every table with their similarities.
     case analyze
+
+    /// Whether the mode starts from a caption (generated, or the style subject):
+    /// best, turbo, classic, fast and caption.
+    public var usesCaption: Bool { [.best, .turbo, .classic, .fast, .caption].contains(self) }
 }
 
 /// Options of one interrogation.
@@ -53,10 +57,41 @@ public struct TableMatches: Sendable, Codable, Equatable {
         public var label: String
         /// Cosine similarity with the image.
         public var similarity: Float
+
+        /// A label and its similarity.
+        public init(label: String, similarity: Float) {
+            self.label = label
+            self.similarity = similarity
+        }
+    }
+
+    /// A table's matches.
+    public init(table: String, matches: [Match]) {
+        self.table = table
+        self.matches = matches
     }
 }
 
-/// The outcome of ``Interrogator/interrogate(_:mode:options:)``.
+/// What the models make of an image, computed once: its caption and its image
+/// embedding. Every mode's prompt follows from these two
+/// (the interrogator's `interrogate(_ features:mode:options:)`), so one
+/// image can be interrogated in all modes without captioning or embedding it
+/// again, and features can be stored (they are `Codable`) and interrogated later
+/// by an interrogator with the same models.
+public struct ImageFeatures: Sendable, Codable, Equatable {
+    /// The caption of the (first) image; nil when there is no caption model.
+    public var caption: String?
+    /// The L2-normalised image embedding (for several images, their normalised mean).
+    public var embedding: [Float]
+
+    /// Features from a caption and an image embedding.
+    public init(caption: String?, embedding: [Float]) {
+        self.caption = caption
+        self.embedding = embedding
+    }
+}
+
+/// The outcome of an interrogation (`Interrogator`'s `interrogate` calls).
 public struct InterrogationResult: Sendable, Codable, Equatable {
     /// The mode run.
     public var mode: InterrogationMode
@@ -71,7 +106,7 @@ public struct InterrogationResult: Sendable, Codable, Equatable {
 }
 
 /// Errors of the interrogation pipeline.
-public enum InterrogatorError: Error, Equatable, CustomStringConvertible, Sendable {
+public enum InterrogatorError: Error, LocalizedError, Equatable, CustomStringConvertible, Sendable {
     /// A mode that needs a caption ran without a caption model or a subject.
     case noCaptionModel
     /// No image was given.
@@ -84,6 +119,9 @@ public enum InterrogatorError: Error, Equatable, CustomStringConvertible, Sendab
         case .noImages: "no image given"
         }
     }
+
+    /// The same text as ``description``.
+    public var errorDescription: String? { description }
 }
 
 extension Interrogator {
@@ -94,28 +132,54 @@ extension Interrogator {
         return try encoder.imageEmbedding(images)
     }
 
-    /// The caption of the first image (captions describe one image; combined
-    /// interrogations caption the first).
+    /// The caption of `image`, reporting each generated token (a cancelled
+    /// call stops between decoder steps).
     public func caption(_ image: RGBImage) throws -> String {
         guard let captioner else { throw InterrogatorError.noCaptionModel }
-        let maxTokens = configuration.captionMaxLength
-        let report = configuration.progress
-        return try captioner.caption(image, maxTokens: maxTokens) { done, total in
-            report?(.captioning(token: done, maxTokens: total))
+        return try captioner.caption(image, maxTokens: configuration.captionMaxLength) { done, total in
+            try self.report(.captioning(token: done, maxTokens: total))
         }
+    }
+
+    /// The caption (when there is a caption model) and image embedding of
+    /// `images`: everything any mode needs (one prompt for several images: the
+    /// first is captioned, their embeddings averaged).
+    public func features(of images: [RGBImage]) throws -> ImageFeatures {
+        guard let first = images.first else { throw InterrogatorError.noImages }
+        return ImageFeatures(caption: try captioner.map { _ in try caption(first) }, embedding: try imageEmbedding(images))
     }
 
     /// Interrogates `images` (one prompt for all of them) in `mode`.
     public func interrogate(_ images: [RGBImage], mode: InterrogationMode, options: InterrogationOptions = .init()) throws -> InterrogationResult {
+        try interrogate(images, modes: [mode], options: options)[0]
+    }
+
+    /// Interrogates `images` (one prompt for all of them) in each of `modes`,
+    /// from one caption and one image embedding: the images are captioned (when
+    /// a mode needs it and no subject is given) and embedded (unless only
+    /// caption mode is asked for) once.
+    public func interrogate(_ images: [RGBImage], modes: [InterrogationMode], options: InterrogationOptions = .init()) throws -> [InterrogationResult] {
         guard let first = images.first else { throw InterrogatorError.noImages }
+        let caption = options.subject == nil && modes.contains(where: \.usesCaption) ? try self.caption(first) : nil
+        let embedding = modes.allSatisfy({ $0 == .caption }) ? [] : try imageEmbedding(images)
+        let features = ImageFeatures(caption: caption, embedding: embedding)
+        return try modes.map { try interrogate(features, mode: $0, options: options) }
+    }
+
+    /// Interrogates an image already captioned and embedded (``features(of:)``) in `mode`.
+    /// - Throws: ``InterrogatorError/noCaptionModel`` when the mode needs a
+    ///   caption and neither `features` nor `options.subject` has one.
+    public func interrogate(_ features: ImageFeatures, mode: InterrogationMode, options: InterrogationOptions = .init()) throws -> InterrogationResult {
         var result = InterrogationResult(mode: mode)
-        let needsCaption = [.best, .turbo, .classic, .fast, .caption].contains(mode)
-        if needsCaption { result.caption = try options.subject ?? caption(first) }
+        if mode.usesCaption {
+            guard let caption = options.subject ?? features.caption else { throw InterrogatorError.noCaptionModel }
+            result.caption = caption
+        }
         if mode == .caption {
             result.prompt = result.caption
             return result
         }
-        let image = try imageEmbedding(images)
+        let image = features.embedding
         let caption = result.caption ?? ""
         switch mode {
         case .best, .turbo:
@@ -128,9 +192,7 @@ extension Interrogator {
         case .negative:
             result.negativePrompt = try negativePrompt(image: image, maxFlavors: options.maxFlavors)
         case .analyze:
-            result.analysis = try analysis(image: image, count: options.analysisCount).map { table, matches in
-                TableMatches(table: table, matches: matches.map { TableMatches.Match(label: $0.label, similarity: $0.similarity) })
-            }
+            result.analysis = try analysis(image: image, count: options.analysisCount)
         case .caption:
             break
         }

@@ -23,6 +23,8 @@ struct Interrogate: ParsableCommand {
             Examples:
               interrogate --demo Docs/examples/a-red-square.png
               interrogate photo.jpg
+              interrogate -f ~/Pictures -m fast          (writes ~/Pictures/desc.csv, as run_cli.py does)
+              interrogate --folder ~/Pictures --format jsonl | jq .result.prompt
               interrogate --mode fast --format json photo.jpg
               interrogate --folder ~/Pictures --recursive --format csv --output desc.csv --resume
               interrogate --mode analyze --clip ViT-B-32/openai photo.png
@@ -34,16 +36,21 @@ struct Interrogate: ParsableCommand {
     @Argument(help: "Image files (JPEG or PNG).")
     var images: [String] = []
 
-    @Option(name: .long, help: "Interrogate every .jpg/.jpeg/.png in this folder (any letter case).")
+    @Option(name: [.customShort("i"), .long], help: "An image file (repeatable; as the reference's run_cli.py -i).")
+    var image: [String] = []
+
+    @Option(name: [.customShort("f"), .long], help: ArgumentHelp(
+        "Interrogate every .jpg/.jpeg/.png in this folder (any letter case).",
+        discussion: "Without --output and --format the results go to DIR/desc.csv, as the reference's run_cli.py writes them."))
     var folder: String?
 
     @Flag(name: .long, help: "With --folder, include subfolders.")
     var recursive = false
 
-    @Option(name: .long, help: "best, classic, fast, negative, caption or analyze.")
+    @Option(name: [.customShort("m"), .long], help: "best, turbo, classic, fast, negative, caption or analyze.")
     var mode: InterrogationMode = .best
 
-    @Option(name: .long, help: "The CLIP model (directory, repository id or reference name; default ViT-L-14/openai).")
+    @Option(name: [.customShort("c"), .long], help: "The CLIP model (directory, repository id or reference name; default ViT-L-14/openai).")
     var clip: String?
 
     @Option(name: .long, help: "The caption model (directory, repository id, blip-base or blip-large; default blip-large).")
@@ -67,8 +74,23 @@ struct Interrogate: ParsableCommand {
     @Flag(name: .long, help: "Also produce a negative prompt for each image.")
     var negative = false
 
-    @Option(name: .long, help: "text, json, jsonl or csv.")
-    var format: OutputFormat = .text
+    @Option(name: .long, help: "Fewest flavors best mode chains (the reference's min_flavors).")
+    var minFlavors = InterrogationOptions().minFlavors
+
+    @Option(name: .long, help: "Most flavors best, fast and negative mode add (the reference's max_flavors).")
+    var maxFlavors = InterrogationOptions().maxFlavors
+
+    @Option(name: .long, help: "Most tokens a caption may have (the reference's caption_max_length).")
+    var captionMaxLength = InterrogatorConfiguration().captionMaxLength
+
+    @Option(name: .long, help: "Labels per chunk of the ranking (the reference's chunk_size).")
+    var chunkSize = InterrogatorConfiguration().chunkSize
+
+    @Option(name: .long, help: "Flavors best and negative mode pre-select for the chain (the reference's flavor_intermediate_count).")
+    var flavorIntermediateCount = InterrogatorConfiguration().flavorIntermediateCount
+
+    @Option(name: .long, help: "text, json, jsonl or csv (default: text; csv for --folder without --output).")
+    var format: OutputFormat?
 
     @Option(name: .long, help: "Write results to this file (default: standard output).")
     var output: String?
@@ -85,7 +107,7 @@ struct Interrogate: ParsableCommand {
     @Option(name: .long, help: "Threads for BLAS and the kernels (default: all cores).")
     var threads: Int?
 
-    @Option(name: .long, help: "Directory for cached label embeddings (default: ~/.cache/clip-interrogator-swift).")
+    @Option(name: .long, help: "Directory for cached label embeddings (default: $XDG_CACHE_HOME/clip-interrogator-swift, else ~/.cache/clip-interrogator-swift).")
     var cacheDir: String?
 
     @Flag(name: .long, help: "No progress output.")
@@ -94,8 +116,20 @@ struct Interrogate: ParsableCommand {
     @Flag(name: .long, help: "Never use the network (as HF_HUB_OFFLINE=1).")
     var offline = false
 
+    @Flag(name: .long, help: "Print the version and the BLAS library and CPU kernel in use, then exit.")
+    var version = false
+
     mutating func validate() throws {
+        if version { return }
+        images += image
+        image = []
         if images.isEmpty && folder == nil { throw ValidationError("give image files or --folder DIR") }
+        // As in the reference, --min-flavors above --max-flavors is no error: the chain stops at the maximum.
+        for (name, value, least) in [("--min-flavors", minFlavors, 0), ("--max-flavors", maxFlavors, 1),
+                                     ("--caption-max-length", captionMaxLength, 1), ("--chunk-size", chunkSize, 1),
+                                     ("--flavor-intermediate-count", flavorIntermediateCount, 1)] where value < least {
+            throw ValidationError("\(name) must be at least \(least)")
+        }
         if resume && output == nil { throw ValidationError("--resume needs --output FILE") }
         if let shard, parseShard(shard) == nil { throw ValidationError("--shard takes I/N with 1 ≤ I ≤ N, e.g. 2/4") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
@@ -104,20 +138,33 @@ struct Interrogate: ParsableCommand {
     }
 
     func run() throws {
+        if version {
+            print("interrogate \(Interrogator.version)\nBLAS: \(Threading.blasDescription)")
+            return
+        }
         let items = try inputItems()
-        let progress = quiet ? nil : ProgressPrinter()
-        if !quiet, !demo, let advice = Threading.blasAdvice { FileHandle.standardError.write(Data("note: \(advice)\n".utf8)) }
+        let display = quiet ? nil : ProgressDisplay()
+        let interrupts = display.map(Self.eraseOnInterrupt)
+        defer {
+            display?.finish()
+            interrupts?.forEach { $0.cancel() }
+        }
+        if !demo, let advice = Threading.blasAdvice { display?.message("note: \(advice)") }
         var configuration = demo ? try DemoModel.configuration() : InterrogatorConfiguration()
         configuration.threads = threads
+        configuration.captionMaxLength = captionMaxLength
+        configuration.chunkSize = chunkSize
+        configuration.flavorIntermediateCount = flavorIntermediateCount
         // The demo's few labels embed in milliseconds: no cache unless asked for.
-        configuration.cacheDirectory = cacheDir.map { URL(fileURLWithPath: $0) }
-            ?? (demo ? nil : URL(fileURLWithPath: defaultCacheDirectory()))
-        if let progress { configuration.progress = { progress.library($0) } }
+        configuration.cacheDirectory = cacheDir.map { URL(fileURLWithPath: $0) } ?? (demo ? nil : LabelEmbeddingCache.defaultDirectory())
+        if let display { configuration.progress = { display.library($0) } }
         if let labelSet { configuration.labelSet = try LabelSet(directory: URL(fileURLWithPath: labelSet)) }
-        let needsCaption = subject == nil && [.best, .classic, .fast, .caption].contains(mode)
+        // Read the label lists now: missing data stops the run before its first image, not at each.
+        if mode != .caption || negative { configuration.labelSet = try configuration.labelSet ?? LabelSet.reference() }
+        let needsCaption = subject == nil && mode.usesCaption
         let (clipDirectory, captionDirectory) = demo
-            ? (DemoModel.clipDirectory, needsCaption ? DemoModel.captionDirectory : nil)
-            : try resolveModels(&configuration, needsCaption: needsCaption)
+            ? (try DemoModel.clipDirectory, needsCaption ? try DemoModel.captionDirectory : nil)
+            : try resolveModels(&configuration, needsCaption: needsCaption, display: display)
         let custom = try labels.map { path in
             (name: URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent,
              labels: try LabelList.load(contentsOf: URL(fileURLWithPath: path)))
@@ -129,25 +176,64 @@ struct Interrogate: ParsableCommand {
         var options = InterrogationOptions()
         options.subject = subject
         options.includeNegative = negative
+        options.minFlavors = minFlavors
+        options.maxFlavors = maxFlavors
+        let (format, output) = destination
         let writer = try ResultWriter(format: format, url: output.map { URL(fileURLWithPath: $0) }, resume: resume,
                                       singleImage: items.count == 1 || combine)
+        if output == nil { display?.captureStandardOutput() }
         writer.writeHeaderIfNeeded()
         let runner = BatchRunner(interrogator: interrogator, mode: mode, options: options, sidecar: sidecar,
-                                 progress: progress.map { printer in { printer.images(done: $0, total: $1, name: $2) } })
+                                 progress: display.map { display in { display.imageFinished(done: $0, total: $1, name: $2) } })
+        display?.begin(images: combine ? 1 : items.count)
         let summary = combine ? runner.runCombined(items, writer: writer) : runner.run(items, writer: writer)
         try writer.close()
+        display?.finish()
+        if !quiet, self.output == nil, let file = output { // the folder's desc.csv, chosen for the user
+            FileHandle.standardError.write(Data("results written to \(file)\n".utf8))
+        }
         report(summary)
         if !summary.failures.isEmpty { throw ExitCode.failure }
     }
 
+    /// The format and file results go to: as given; for a folder with neither,
+    /// `DIR/desc.csv` in CSV, as the reference's run_cli.py writes it.
+    var destination: (format: OutputFormat, output: String?) {
+        if let folder, format == nil, output == nil {
+            return (.csv, URL(fileURLWithPath: folder).appendingPathComponent("desc.csv").path)
+        }
+        return (format ?? .text, output)
+    }
+
+    /// On Ctrl-C or SIGTERM, erases the progress display and hands standard
+    /// output back (so what was finished is on screen and in the files) before
+    /// exiting with the shell's status for the signal (130, 143).
+    static func eraseOnInterrupt(_ display: ProgressDisplay) -> [DispatchSourceSignal] {
+        guard display.interactive else { return [] }
+        return [SIGINT, SIGTERM].map { number in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler {
+                display.finish()
+                FileHandle.standardError.write(Data("interrupted\n".utf8))
+                Foundation.exit(128 + number)
+            }
+            source.resume()
+            return source
+        }
+    }
+
     /// The CLIP and caption checkpoint folders named by --clip and --caption (found
     /// locally, in the hub cache or downloaded), with the label caches' model name set.
-    func resolveModels(_ configuration: inout InterrogatorConfiguration, needsCaption: Bool) throws -> (URL, URL?) {
+    func resolveModels(_ configuration: inout InterrogatorConfiguration, needsCaption: Bool,
+                       display: ProgressDisplay?) throws -> (URL, URL?) {
         var environment = try HubEnvironment.current(userAgent: HubEnvironment.interrogatorUserAgent)
-        if offline { environment.offline = true }
-        let downloads = quiet ? nil : DownloadPrinter()
+        if offline {
+            environment.offline = true
+            environment.offlineReason = "--offline"
+        }
         var resolver = ModelResolver(environment: environment, aliases: .clipInterrogator)
-        if let downloads { resolver.progress = { downloads.report($0) } }
+        if let display { resolver.progress = { display.download($0) } }
         let clipModel = try resolver.resolve(clip ?? "ViT-L-14/openai", files: HubFileSet.clip)
         configuration.encoderName = try clipModel.labelCacheName()
         if mode != .caption || negative {
@@ -180,35 +266,11 @@ struct Interrogate: ParsableCommand {
     func report(_ summary: BatchSummary) {
         guard !summary.failures.isEmpty || (!quiet && summary.skipped > 0) else { return }
         var text = "\(summary.succeeded) succeeded, \(summary.failures.count) failed"
-        if summary.skipped > 0 { text += ", \(summary.skipped) skipped (already in \(output ?? "the output"))" }
+        if summary.skipped > 0 { text += ", \(summary.skipped) skipped (already in \(destination.output ?? "the output"))" }
         for failure in summary.failures { text += "\n  \(failure.image): \(failure.reason)" }
         FileHandle.standardError.write(Data((text + "\n").utf8))
-    }
-
-    func defaultCacheDirectory() -> String {
-        FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/clip-interrogator-swift").path
     }
 }
 
 extension InterrogationMode: ExpressibleByArgument {}
 extension OutputFormat: ExpressibleByArgument {}
-
-/// Renders download progress on standard error.
-final class DownloadPrinter: @unchecked Sendable {
-    // @unchecked: downloads report from one thread at a time; the lock guards `last`.
-    private let lock = NSLock()
-    private var last = ""
-
-    func report(_ progress: HubDownloadProgress) {
-        lock.lock(); defer { lock.unlock() }
-        let megabytes = Double(progress.completedBytes) / 1_048_576
-        let total = progress.totalBytes.map { String(format: " / %.1f MB", Double($0) / 1_048_576) } ?? ""
-        let percent = progress.fraction.map { String(format: " (%.0f%%)", $0 * 100) } ?? ""
-        let line = String(format: "downloading %@/%@: %.1f MB", progress.repository, progress.file, megabytes) + total + percent
-        guard line != last else { return }
-        last = line
-        let interactive = isatty(2) == 1
-        FileHandle.standardError.write(Data((interactive ? "\r" + line + "   " : line + "\n").utf8))
-        if interactive, progress.fraction == 1 { FileHandle.standardError.write(Data("\n".utf8)) }
-    }
-}

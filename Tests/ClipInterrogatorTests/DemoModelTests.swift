@@ -30,7 +30,7 @@ final class DemoModelTests: XCTestCase {
     /// What the Swift pipeline makes of one image.
     struct Output {
         let caption: String
-        let analysis: [(table: String, matches: [(label: String, similarity: Float)])]
+        let analysis: [TableMatches]
         let image: [Float]
     }
 

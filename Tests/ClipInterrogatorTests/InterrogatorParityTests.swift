@@ -83,7 +83,7 @@ final class InterrogatorParityTests: XCTestCase {
             check(try interrogator.negativePrompt(image: features), expected.negative, "negative")
 
             let names = ["medium": "mediums", "artist": "artists", "movement": "movements", "trending": "trendings", "flavor": "flavors"]
-            for (table, matches) in try interrogator.analysis(image: features) {
+            for (table, matches) in try interrogator.analysis(image: features).map({ ($0.table, $0.matches) }) {
                 let reference = try XCTUnwrap(expected.analyze[names[table] ?? table], table)
                 XCTAssertEqual(matches.map(\.label), reference.labels, "\(expected.file) analyze \(table)")
                 assertClose(matches.map(\.similarity), reference.similarities, tolerance: 1e-5, "\(expected.file) analyze \(table) scores")
@@ -130,7 +130,7 @@ final class PrecomputedCacheTests: XCTestCase {
         var configuration = InterrogatorConfiguration(encoderName: "tiny/random")
         configuration.precomputedCacheDirectory = Fixtures.url("interrogator/cache")
         let encoder = CLIPEncoder(model: clip, tokenizer: tokenizer, processor: CLIPImageProcessor(size: 32))
-        let builder = LabelTableBuilder(encoder: encoder, configuration: configuration)
+        let builder = LabelTableBuilder(encoder: encoder, configuration: configuration, report: { _ in })
         let mediums = try ReferenceLabels.list(.mediums)
         let table = try builder.table(LabelSet.List(name: "mediums", labels: mediums))
         let published = try XCTUnwrap(LabelEmbeddingCache(directory: Fixtures.url("interrogator/cache"), modelName: "tiny/random")

@@ -37,9 +37,10 @@ final class CLITests: XCTestCase {
 
     /// Runs the CLI with the tiny models and a shared cache.
     @discardableResult
-    func interrogate(_ arguments: [String], models: Bool = true, environment extra: [String: String] = [:]) throws -> Run {
+    func interrogate(_ arguments: [String], models: Bool = true, environment extra: [String: String] = [:],
+                     executable: URL = CLITests.executable) throws -> Run {
         let process = Process()
-        process.executableURL = Self.executable
+        process.executableURL = executable
         var all = arguments
         if models {
             all += ["--clip", Self.fixtures.appendingPathComponent("interrogator/clip").path,

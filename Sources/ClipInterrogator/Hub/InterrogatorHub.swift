@@ -34,7 +34,7 @@ extension HubFileSet {
 
 extension HubEnvironment {
     /// `clip-interrogator-swift`: the `User-Agent` the `interrogate` command sends
-    /// (pass it to ``HubEnvironment/current(userAgent:)``).
+    /// (pass it to `HubEnvironment/current(userAgent:)`).
     public static let interrogatorUserAgent = "clip-interrogator-swift"
 }
 

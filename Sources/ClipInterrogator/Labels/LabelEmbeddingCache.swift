@@ -19,6 +19,18 @@ public struct LabelEmbeddingCache: Sendable {
         self.modelName = modelName
     }
 
+    /// The usual place for label caches: `$XDG_CACHE_HOME/clip-interrogator-swift`,
+    /// else `$HOME/.cache/clip-interrogator-swift` (the same rules by which the
+    /// Hugging Face cache is placed), else the user's home directory's `.cache`.
+    /// - Parameter environment: the environment variables
+    ///   (`ProcessInfo.processInfo.environment` for the real ones).
+    /// - Returns: the folder (it need not exist yet).
+    public static func defaultDirectory(environment: [String: String] = ProcessInfo.processInfo.environment) -> URL {
+        func value(_ name: String) -> String? { environment[name].flatMap { $0.isEmpty ? nil : $0 } }
+        let cacheHome = value("XDG_CACHE_HOME") ?? ((value("HOME") ?? NSHomeDirectory()) + "/.cache")
+        return URL(fileURLWithPath: cacheHome, isDirectory: true).appendingPathComponent("clip-interrogator-swift", isDirectory: true)
+    }
+
     /// The file that holds `table`'s embeddings.
     public func fileURL(table: String) -> URL {
         let sanitized = modelName.replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "@", with: "_")

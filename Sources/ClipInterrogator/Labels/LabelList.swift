@@ -4,11 +4,13 @@ import Foundation
 /// `[line.strip() for line in open(path, encoding='utf-8', errors='replace').readlines()]`.
 public enum LabelList {
     /// A label file that could not be read.
-    public struct ReadError: Error, CustomStringConvertible, Sendable {
+    public struct ReadError: Error, LocalizedError, CustomStringConvertible, Sendable {
         /// The file.
         public let path: String
         /// `"<path>: cannot read label list"`.
         public var description: String { "\(path): cannot read label list" }
+        /// The same text as ``description``.
+        public var errorDescription: String? { description }
     }
 
     /// The lines of the file at `url`, each stripped; empty lines are kept, as the
@@ -61,12 +63,14 @@ public enum ReferenceLabels {
         case artists, flavors, mediums, movements, negative
     }
 
-    /// The bundled copy of a list file.
-    public static func url(of file: ListFile) -> URL {
-        Bundle.module.url(forResource: file.rawValue, withExtension: "txt", subdirectory: "data")!
+    /// The bundled copy of a list file (see ``InstalledData/labelListDirectory()``).
+    /// - Throws: ``InstalledData/NotFound`` when the lists are not installed.
+    public static func url(of file: ListFile) throws -> URL {
+        try InstalledData.labelListDirectory().appendingPathComponent(file.rawValue + ".txt")
     }
 
     /// A bundled list, read as `load_list` reads it.
+    /// - Throws: ``InstalledData/NotFound``, ``LabelList/ReadError``.
     public static func list(_ file: ListFile) throws -> [String] {
         try LabelList.load(contentsOf: url(of: file))
     }

@@ -118,3 +118,8 @@ public struct LabelSet: Sendable, Equatable {
                   movements: try list("movements"), trendings: try list("trendings"), negative: try list("negative"))
     }
 }
+
+extension LabelSet.LoadError: LocalizedError {
+    /// The same text as ``description``, for `localizedDescription`.
+    public var errorDescription: String? { description }
+}

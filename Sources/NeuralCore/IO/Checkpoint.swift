@@ -65,3 +65,8 @@ public struct Checkpoint: Sendable {
         }
     }
 }
+
+extension CheckpointError: LocalizedError {
+    /// The same text as ``description``, for `localizedDescription`.
+    public var errorDescription: String? { description }
+}

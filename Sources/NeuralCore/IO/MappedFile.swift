@@ -63,3 +63,8 @@ public struct FileError: Error, CustomStringConvertible, Sendable {
         "\(operation) \(path): \(String(cString: strerror(code)))"
     }
 }
+
+extension FileError: LocalizedError {
+    /// The same text as ``description``, for `localizedDescription`.
+    public var errorDescription: String? { description }
+}

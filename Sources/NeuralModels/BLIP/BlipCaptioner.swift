@@ -33,7 +33,7 @@ public struct BlipCaptioner: ImageCaptioning {
 
     /// Loads the model (strictly), the tokenizer and the image processor from a
     /// checkpoint directory, opened once.
-    /// - Throws: ``CheckpointError``, ``WeightError``, ``BertTokenizerError``, the
+    /// - Throws: `CheckpointError`, `WeightError`, ``BertTokenizerError``, the
     ///   preprocessor config's errors.
     public init(directory: URL, options: GenerationOptions = GenerationOptions(), prompt: String? = nil) throws {
         let checkpoint = try Checkpoint(directory: directory)
@@ -74,20 +74,33 @@ public struct BlipCaptioner: ImageCaptioning {
 
     /// The caption of `image` with at most `maxTokens` new tokens, with this
     /// captioner's ``options`` and ``prompt``.
-    /// - Throws: ``ImagePreprocessingError``, ``ModelInputError``, ``GenerationError``.
-    public func caption(_ image: RGBImage, maxTokens: Int, progress: (@Sendable (Int, Int) -> Void)?) throws -> String {
+    /// - Parameters:
+    ///   - image: the image.
+    ///   - maxTokens: the most new tokens (replaces the options' `maxNewTokens`).
+    ///   - progress: receives (decoder steps so far, `maxTokens`) after each
+    ///     step; what it throws stops generation and is rethrown.
+    /// - Returns: the caption.
+    /// - Throws: ``ImagePreprocessingError``, ``ModelInputError``, ``GenerationError``, `progress`'s errors.
+    public func caption(_ image: RGBImage, maxTokens: Int, progress: (@Sendable (Int, Int) throws -> Void)?) throws -> String {
         try captions([image], maxTokens: maxTokens, progress: progress)[0]
     }
 
     /// Captions for `images` in one batch: the vision tower runs once over all
     /// of them and the decoder steps them together, each image stopping on its own
-    /// (see ``BlipForConditionalGeneration/generate(pixelValues:decoderPrompt:options:)``).
-    /// - Throws: ``ImagePreprocessingError``, ``ModelInputError``, ``GenerationError``.
-    public func captions(_ images: [RGBImage], maxTokens: Int, progress: (@Sendable (Int, Int) -> Void)?) throws -> [String] {
+    /// (see ``BlipForConditionalGeneration/generate(pixelValues:decoderPrompt:options:)``);
+    /// each equals the caption of that image alone.
+    /// - Parameters:
+    ///   - images: the images.
+    ///   - maxTokens: the most new tokens (replaces the options' `maxNewTokens`).
+    ///   - progress: receives (decoder steps so far, `maxTokens`) after each
+    ///     step; what it throws stops generation and is rethrown.
+    /// - Returns: one caption per image, in order.
+    /// - Throws: ``ImagePreprocessingError``, ``ModelInputError``, ``GenerationError``, `progress`'s errors.
+    public func captions(_ images: [RGBImage], maxTokens: Int, progress: (@Sendable (Int, Int) throws -> Void)?) throws -> [String] {
         guard !images.isEmpty else { return [] }
         var options = self.options
         options.maxNewTokens = maxTokens
-        var trace = GenerationTrace { calls in progress?(min(calls, maxTokens), maxTokens) }
+        var trace = GenerationTrace { calls in try progress?(min(calls, maxTokens), maxTokens) }
         return try model.generate(pixelValues: processor.batch(images), decoderPrompt: decoderPrompt(prompt),
                                   options: options, trace: &trace).map(decode)
     }

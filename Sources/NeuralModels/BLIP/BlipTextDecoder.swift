@@ -65,7 +65,7 @@ public struct BlipTextLMPredictionHead: Sendable {
 
     /// Loads the head from its scope (`text_decoder.cls.predictions`);
     /// `wordEmbeddings` is the tied table.
-    /// - Throws: ``WeightError`` (a missing bias names `predictions.bias`).
+    /// - Throws: `WeightError` (a missing bias names `predictions.bias`).
     public init(_ weights: WeightScope, _ config: BlipTextConfig, wordEmbeddings: Embedding) throws {
         let (width, vocab) = (config.bert.hiddenSize, config.vocabSize)
         transformDense = try Linear(weights.scoped("transform.dense"), inFeatures: width, outFeatures: width)
@@ -173,7 +173,7 @@ public struct BlipTextDecoder: Sendable {
     public let head: BlipTextLMPredictionHead
 
     /// Loads the decoder from its scope (`text_decoder`).
-    /// - Throws: ``WeightError`` naming the full key.
+    /// - Throws: `WeightError` naming the full key.
     public init(_ weights: WeightScope, _ config: BlipTextConfig) throws {
         self.config = config
         embeddings = try BlipTextEmbeddings(weights.scoped("bert.embeddings"), config)

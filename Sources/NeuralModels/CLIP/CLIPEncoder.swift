@@ -22,7 +22,7 @@ public struct CLIPEncoder: PrefixSharingTextEncoder {
     /// Loads the checkpoint in `directory` (a Hugging Face `CLIPModel` with
     /// `vocab.json`, `merges.txt` and optionally `preprocessor_config.json`),
     /// opening it once for the model, the tokenizer and the processor.
-    /// - Throws: ``CheckpointError``, ``WeightError``, the tokenizer's and the
+    /// - Throws: `CheckpointError`, `WeightError`, the tokenizer's and the
     ///   preprocessor config's errors.
     public init(directory: URL) throws {
         let checkpoint = try Checkpoint(directory: directory)

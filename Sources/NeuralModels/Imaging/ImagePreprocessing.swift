@@ -88,13 +88,22 @@ public struct ImageSizeSpec: Codable, Sendable, Equatable {
 }
 
 /// Errors of the preprocessing helpers.
-public enum ImagePreprocessingError: Error, Equatable {
+public enum ImagePreprocessingError: Error, Equatable, CustomStringConvertible {
     /// The `resample` value is not a convolution filter (e.g. NEAREST = 0).
     case unsupportedResample(Int)
     /// The size entry has no form this module implements.
     case unsupportedSize(String)
     /// Mean or std do not have three entries.
     case badChannelStatistics
+
+    /// What is wrong, naming the `preprocessor_config.json` field.
+    public var description: String {
+        switch self {
+        case .unsupportedResample(let value): "preprocessor_config.json: resample \(value) is not a supported filter (lanczos 1, bilinear 2, bicubic 3, box 4, hamming 5)"
+        case .unsupportedSize(let size): "preprocessor_config.json: size \(size) has no form this library implements"
+        case .badChannelStatistics: "preprocessor_config.json: image_mean and image_std need three entries each"
+        }
+    }
 }
 
 /// A checkpoint's `preprocessor_config.json` (CLIP or BLIP image processor).
@@ -385,4 +394,9 @@ public enum ImagePreprocessing {
         }
         return out
     }
+}
+
+extension ImagePreprocessingError: LocalizedError {
+    /// The same text as ``description``, for `localizedDescription`.
+    public var errorDescription: String? { description }
 }

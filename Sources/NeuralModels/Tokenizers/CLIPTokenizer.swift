@@ -326,3 +326,8 @@ public enum CLIPTokenizerError: Error, Equatable, Sendable, CustomStringConverti
 /// The former name of ``CLIPTokenizerError``, from when it was the only tokenizer error type.
 @available(*, deprecated, renamed: "CLIPTokenizerError")
 public typealias TokenizerError = CLIPTokenizerError
+
+extension CLIPTokenizerError: LocalizedError {
+    /// The same text as ``description``, for `localizedDescription`.
+    public var errorDescription: String? { description }
+}
