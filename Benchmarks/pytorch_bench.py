@@ -27,6 +27,9 @@ stages 2-5 use max(2, runs // 3) runs, as the Swift side does):
      --write-checkpoints DIR` wrote (transformers from_pretrained, F32), the BLIP processor and
      the Interrogator with its label tables from DIR/cache (each cache checked to be a hit
      first), then one interrogate_fast on FullInterrogation's 640x480 image; peak RSS.
+  7  (only with --stage 7 --checkpoints DIR) dataset throughput: the reference's own per-image
+     loop (generate_caption, interrogate_fast, interrogate_classic) over --throughput-images
+     640x480 images (Throughput.image(k) of the Swift side), in each of --throughput-modes.
 
 Other options: --text-labels N, --chain-candidates N (subsets for a slow machine; the
 count is in the measurement's name), --clip-attn eager|sdpa (default eager),
@@ -383,13 +386,14 @@ def check_caches(cache_dir, tables):
             sys.exit(f"pytorch_bench.py: stage 6: {path} does not match the reference's {name} table")
 
 
-def full_interrogation_stage(checkpoints, attn):
-    """Load time (both models from the checkpoint folder, processor, the reference's Interrogator
-    with its label tables from the caches) and one interrogate_fast on a 640x480 image."""
+def load_reference_interrogator(checkpoints, attn):
+    """The reference's Interrogator over the checkpoint folder's models and label caches (both models
+    from the folder, the processor, its label tables from the caches). Returns (interrogator, seconds to
+    load, peak RSS after loading); imports are not timed (the Swift side's load starts in a running
+    process too)."""
     directory = os.path.abspath(checkpoints)
     tables = reference_tables() + [("negative", load_list("negative.txt"))]
     check_caches(os.path.join(directory, "cache"), tables)
-    # imports are not timed (the Swift side's load starts in a running process too)
     install_open_clip_standin(CONTEXT)
     from transformers import BlipConfig, BlipForConditionalGeneration, BlipProcessor, CLIPConfig, CLIPModel
     with warnings.catch_warnings():
@@ -425,21 +429,55 @@ def full_interrogation_stage(checkpoints, attn):
               f"{unexpected[:4]}", flush=True)
     for name, labels in tables:
         assert len(getattr(ci, name).embeds) == len(labels), name
+    return ci, loaded - start, load_peak
+
+
+def single_measurement(stage, name, seconds, peak, items=None):
+    return {"stage": stage, "name": name, "runs": 1, "medianSeconds": seconds, "minSeconds": seconds,
+            "maxSeconds": seconds, "gflops": None, "itemsPerSecond": None if items is None else items / seconds,
+            "peakResidentMB": peak}
+
+
+def full_interrogation_stage(checkpoints, attn):
+    """Load time and one interrogate_fast on a 640x480 image."""
+    ci, load_seconds, load_peak = load_reference_interrogator(checkpoints, attn)
     image = stage6_image()
+    start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         prompt = ci.interrogate_fast(image)
     done = time.perf_counter()
     print(f"  prompt: {prompt[:120]}...", flush=True)
     stage = "6 full interrogation"
+    return [single_measurement(stage, STAGE6_LOAD, load_seconds, load_peak),
+            single_measurement(stage, STAGE6_FAST, done - start, peak_resident_mb(), items=1.0)]
 
-    def single(name, seconds, peak, items=None):
-        return {"stage": stage, "name": name, "runs": 1, "medianSeconds": seconds, "minSeconds": seconds,
-                "maxSeconds": seconds, "gflops": None, "itemsPerSecond": None if items is None else items / seconds,
-                "peakResidentMB": peak}
 
-    return [single(STAGE6_LOAD, loaded - start, load_peak),
-            single(STAGE6_FAST, done - loaded, peak_resident_mb(), items=1.0)]
+def throughput_image(k):
+    """Throughput.image(k) of the Swift side: byte i = ((i + 7919k) * (2654435761 >> 13)) mod 256."""
+    from PIL import Image
+    i = np.arange(640 * 480 * 3, dtype=np.int64) + 7919 * k
+    pixels = ((i * (2_654_435_761 >> 13)) & 0xFF).astype(np.uint8).reshape(480, 640, 3)
+    return Image.fromarray(pixels, "RGB")
+
+
+def throughput_stage(checkpoints, attn, count, modes):
+    """The reference's own per-image loop over `count` images in each mode (generate_caption,
+    interrogate_fast, interrogate_classic: each captions and embeds its image itself)."""
+    ci, _, _ = load_reference_interrogator(checkpoints, attn)
+    images = [throughput_image(k) for k in range(count)]
+    methods = {"caption": ci.generate_caption, "fast": ci.interrogate_fast, "classic": ci.interrogate_classic}
+    results = []
+    for mode in modes:
+        start = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for image in images:
+                methods[mode](image)
+        seconds = time.perf_counter() - start
+        results.append(single_measurement("7 throughput", f"{mode} mode, {count} images, per-image loop", seconds,
+                                          peak_resident_mb(), items=float(count)))
+    return results
 
 
 STAGE6_LOAD = "load ViT-L/14 + BLIP-large + label caches from files"
@@ -465,7 +503,7 @@ def metadata(threads):
 
 def main():
     parser = argparse.ArgumentParser(description="PyTorch side of interrogate-bench")
-    parser.add_argument("--stage", help="run one stage (1-5; 6 only when named, with --checkpoints)")
+    parser.add_argument("--stage", help="run one stage (1-5; 6 and 7 only when named, with --checkpoints)")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
                         help="torch.set_num_threads (default: the number of processors, as the Swift side)")
     parser.add_argument("--runs", type=int, default=10)
@@ -478,7 +516,9 @@ def main():
                         help="stage 4: candidates in the rank_top batch (default 2048, the reference's)")
     parser.add_argument("--clip-attn", default="eager", choices=["eager", "sdpa"])
     parser.add_argument("--checkpoints", metavar="DIR",
-                        help="stage 6 (only with --stage 6): the folder interrogate-bench --write-checkpoints DIR wrote")
+                        help="stages 6 and 7 (only when named): the folder interrogate-bench --write-checkpoints DIR wrote")
+    parser.add_argument("--throughput-images", type=int, default=16, help="stage 7: images per mode (default 16)")
+    parser.add_argument("--throughput-modes", default="caption,fast,classic", help="stage 7: modes (default %(default)s)")
     args = parser.parse_args()
 
     threads = max(1, args.threads)
@@ -509,6 +549,11 @@ def main():
         if not args.checkpoints:
             parser.error("--stage 6 needs --checkpoints DIR (written by interrogate-bench --write-checkpoints DIR)")
         results += full_interrogation_stage(args.checkpoints, args.clip_attn)
+    if args.stage == "7":
+        if not args.checkpoints:
+            parser.error("--stage 7 needs --checkpoints DIR (written by interrogate-bench --write-checkpoints DIR)")
+        results += throughput_stage(args.checkpoints, args.clip_attn, args.throughput_images,
+                                    args.throughput_modes.split(","))
     print_table(results)
     if args.json:
         with open(args.json, "w") as f:
