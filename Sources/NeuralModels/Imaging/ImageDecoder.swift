@@ -19,23 +19,72 @@ public enum ImageDecoder {
     /// allocating anything.
     public static let maximumPixels = 2 * 89_478_485
 
-    /// Reads and decodes the file at `url`.
+    /// The largest file ``decode(contentsOf:)`` reads (1 GiB), refused before
+    /// reading. Pillow has no such limit; an image at the pixel limit needs far
+    /// less unless it is padded with junk.
+    public static let maximumFileBytes = 1 << 30
+
+    /// Reads and decodes the file at `url`. Only regular files are read (a FIFO
+    /// or a device is refused without blocking on it), the signature is checked
+    /// before the rest of the file is read, and files over ``maximumFileBytes``
+    /// are refused.
     public static func decode(contentsOf url: URL) throws -> RGBImage {
-        let path = url.path
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw ImageDecodingError.fileNotFound(path: path)
+        try decode(data: readImageFile(url.path))
+    }
+
+    /// The bytes of the image file at `path`, after the checks of
+    /// ``decode(contentsOf:)``.
+    static func readImageFile(_ path: String) throws -> Data {
+        let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
+        guard fd >= 0 else {
+            let code = errno
+            if code == ENOENT { throw ImageDecodingError.fileNotFound(path: path) }
+            throw ImageDecodingError.unreadable(path: path, reason: String(cString: strerror(code)))
         }
-        if isDirectory.boolValue {
-            throw ImageDecodingError.unreadable(path: path, reason: "is a directory")
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else {
+            throw ImageDecodingError.unreadable(path: path, reason: String(cString: strerror(errno)))
         }
-        let data: Data
-        do {
-            data = try Data(contentsOf: url)
-        } catch {
-            throw ImageDecodingError.unreadable(path: path, reason: "\(error)")
+        switch info.st_mode & S_IFMT {
+        case S_IFREG: break
+        case S_IFDIR: throw ImageDecodingError.unreadable(path: path, reason: "is a directory")
+        case S_IFIFO: throw ImageDecodingError.unreadable(path: path, reason: "not a regular file (a FIFO)")
+        case S_IFCHR, S_IFBLK: throw ImageDecodingError.unreadable(path: path, reason: "not a regular file (a device)")
+        default: throw ImageDecodingError.unreadable(path: path, reason: "not a regular file")
         }
-        return try decode(data: data)
+        let size = Int(info.st_size)
+        guard size <= maximumFileBytes else {
+            throw ImageDecodingError.unreadable(path: path, reason: "\(size) bytes exceeds the limit of \(maximumFileBytes) for an image file")
+        }
+        // One byte more than stat gave, to notice a file that grows while it is read.
+        var data = Data(count: size + 1)
+        let (filled, failure) = data.withUnsafeMutableBytes { buffer -> (Int, Int32?) in
+            var filled = 0
+            func fill(to end: Int) -> Int32? {
+                while filled < end {
+                    let n = read(fd, buffer.baseAddress! + filled, end - filled)
+                    if n == 0 { return nil }
+                    if n < 0 {
+                        if errno == EINTR { continue }
+                        return errno
+                    }
+                    filled += n
+                }
+                return nil
+            }
+            // The signature decides before the rest of the file is read.
+            if let failure = fill(to: min(8, buffer.count)) { return (filled, failure) }
+            guard detectFormat(Data(buffer.prefix(filled))) != nil else { return (filled, nil) }
+            let failure = fill(to: buffer.count)
+            return (filled, failure)
+        }
+        if let failure { throw ImageDecodingError.unreadable(path: path, reason: String(cString: strerror(failure))) }
+        guard filled <= size else {
+            throw ImageDecodingError.unreadable(path: path, reason: "the file grew while it was read")
+        }
+        data.count = filled
+        return data
     }
 
     /// Decodes an in-memory PNG or JPEG, detected by its signature.
@@ -106,7 +155,9 @@ public enum ImageDecoder {
 
     private static func decodePNG(_ bytes: UnsafeBufferPointer<UInt8>) throws -> RGBImage {
         let header = try PNGHeaderScanner.scan(bytes)
-        if max(header.width, 1) * max(header.height, 1) > maximumPixels {
+        // Each side may be up to 2^32 - 1: the product can overflow 64 bits.
+        let (pixels, overflow) = max(header.width, 1).multipliedReportingOverflow(by: max(header.height, 1))
+        if overflow || pixels > maximumPixels {
             throw ImageDecodingError.tooLarge(format: .png, message: "\(header.width) x \(header.height) pixels exceeds the limit")
         }
         return try runCodec(.png, bytes, { cic_decode_png($0, $1, $2) }) { raster in
