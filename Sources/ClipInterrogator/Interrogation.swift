@@ -89,9 +89,13 @@ public enum InterrogatorError: Error, Equatable, CustomStringConvertible, Sendab
 extension Interrogator {
     /// The L2-normalised embedding of `images`: for several images, the mean
     /// of their normalised embeddings, normalised again (one prompt for all).
+    /// - Throws: ``InterrogatorError/noImages``, the encoder's errors,
+    ///   ``NonFiniteOutputError`` when the embedding is not finite.
     public func imageEmbedding(_ images: [RGBImage]) throws -> [Float] {
         guard !images.isEmpty else { throw InterrogatorError.noImages }
-        return try encoder.imageEmbedding(images)
+        let embedding = try encoder.imageEmbedding(images)
+        guard embedding.allSatisfy(\.isFinite) else { throw NonFiniteOutputError(output: "the image embedding") }
+        return embedding
     }
 
     /// The caption of the first image (captions describe one image; combined
@@ -113,6 +117,7 @@ extension Interrogator {
         if needsCaption { result.caption = try options.subject ?? caption(first) }
         if mode == .caption {
             result.prompt = result.caption
+            if options.includeNegative { result.negativePrompt = try negativePrompt(image: imageEmbedding(images), maxFlavors: options.maxFlavors) }
             return result
         }
         let image = try imageEmbedding(images)

@@ -34,11 +34,21 @@ public struct BlipCaptioner: ImageCaptioning {
     /// Loads the model (strictly), the tokenizer and the image processor from a
     /// checkpoint directory, opened once.
     /// - Throws: ``CheckpointError``, ``WeightError``, ``BertTokenizerError``, the
-    ///   preprocessor config's errors.
+    ///   preprocessor config's errors; ``CheckpointError/invalidValue(path:key:reason:)``
+    ///   when the tokenizer knows fewer ids than the model can write (`vocab_size`):
+    ///   their words would vanish from captions.
     public init(directory: URL, options: GenerationOptions = GenerationOptions(), prompt: String? = nil) throws {
         let checkpoint = try Checkpoint(directory: directory)
         let model = try BlipForConditionalGeneration(checkpoint: checkpoint)
-        try self.init(model: model, tokenizer: BertTokenizer(directory: checkpoint.directory),
+        let tokenizer = try BertTokenizer(directory: checkpoint.directory)
+        let modelVocabulary = model.configuration.textConfig.vocabSize
+        guard tokenizer.vocabularySize >= modelVocabulary else {
+            throw CheckpointError.invalidValue(
+                path: checkpoint.directory.appendingPathComponent("config.json").path, key: "text_config.vocab_size",
+                reason: "the model writes \(modelVocabulary) token ids, but the tokenizer files in the folder "
+                    + "(vocab.txt, tokenizer.json, added tokens) know only \(tokenizer.vocabularySize)")
+        }
+        try self.init(model: model, tokenizer: tokenizer,
                       processor: BlipImageProcessor(checkpoint: checkpoint, vision: model.configuration.visionConfig),
                       options: options, prompt: prompt)
     }

@@ -232,7 +232,8 @@ public struct BlipTextDecoder: Sendable {
     /// Feeds the next tokens and returns the logits at each sequence's last new
     /// token, `[R, vocab]` (transformers' `logits[:, -1]`; the LM head runs on
     /// those rows only).
-    /// - Throws: ``ModelInputError``.
+    /// - Throws: ``ModelInputError``; ``NonFiniteOutputError`` when a logit is
+    ///   not finite (a caption picked from them would be noise).
     public func nextTokenLogits(_ ids: [[Int]], state: inout BlipDecoderState) throws -> Tensor {
         let (last, _) = try forward(ids, state: &state)
         let (rows, tokens, width) = (last.shape[0], last.shape[1], last.shape[2])
@@ -243,7 +244,9 @@ public struct BlipTextDecoder: Sendable {
                 }
             }
         }
-        return head(lastRows)
+        let logits = head(lastRows)
+        try NonFiniteOutputError.check(logits, "BLIP caption logits")
+        return logits
     }
 
     /// Teacher-forced decoding of whole sequences `ids` (`[N][T]`, sequence `n`

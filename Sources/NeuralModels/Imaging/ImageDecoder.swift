@@ -8,6 +8,7 @@
 
 import CImageCodecs
 import Foundation
+import NeuralCore
 
 /// Decodes PNG and JPEG files into ``RGBImage`` exactly as Pillow's
 /// `Image.open(f).convert("RGB")` does: no EXIF rotation, no colour
@@ -35,56 +36,12 @@ public enum ImageDecoder {
     /// The bytes of the image file at `path`, after the checks of
     /// ``decode(contentsOf:)``.
     static func readImageFile(_ path: String) throws -> Data {
-        let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
-        guard fd >= 0 else {
-            let code = errno
-            if code == ENOENT { throw ImageDecodingError.fileNotFound(path: path) }
-            throw ImageDecodingError.unreadable(path: path, reason: String(cString: strerror(code)))
+        do {
+            return try readRegularFile(path, limit: maximumFileBytes, signatureLength: 8) { detectFormat($0) != nil }
+        } catch let error as FileError {
+            if error.code == ENOENT { throw ImageDecodingError.fileNotFound(path: path) }
+            throw ImageDecodingError.unreadable(path: path, reason: error.reason ?? String(cString: strerror(error.code)))
         }
-        defer { close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0 else {
-            throw ImageDecodingError.unreadable(path: path, reason: String(cString: strerror(errno)))
-        }
-        switch info.st_mode & S_IFMT {
-        case S_IFREG: break
-        case S_IFDIR: throw ImageDecodingError.unreadable(path: path, reason: "is a directory")
-        case S_IFIFO: throw ImageDecodingError.unreadable(path: path, reason: "not a regular file (a FIFO)")
-        case S_IFCHR, S_IFBLK: throw ImageDecodingError.unreadable(path: path, reason: "not a regular file (a device)")
-        default: throw ImageDecodingError.unreadable(path: path, reason: "not a regular file")
-        }
-        let size = Int(info.st_size)
-        guard size <= maximumFileBytes else {
-            throw ImageDecodingError.unreadable(path: path, reason: "\(size) bytes exceeds the limit of \(maximumFileBytes) for an image file")
-        }
-        // One byte more than stat gave, to notice a file that grows while it is read.
-        var data = Data(count: size + 1)
-        let (filled, failure) = data.withUnsafeMutableBytes { buffer -> (Int, Int32?) in
-            var filled = 0
-            func fill(to end: Int) -> Int32? {
-                while filled < end {
-                    let n = read(fd, buffer.baseAddress! + filled, end - filled)
-                    if n == 0 { return nil }
-                    if n < 0 {
-                        if errno == EINTR { continue }
-                        return errno
-                    }
-                    filled += n
-                }
-                return nil
-            }
-            // The signature decides before the rest of the file is read.
-            if let failure = fill(to: min(8, buffer.count)) { return (filled, failure) }
-            guard detectFormat(Data(buffer.prefix(filled))) != nil else { return (filled, nil) }
-            let failure = fill(to: buffer.count)
-            return (filled, failure)
-        }
-        if let failure { throw ImageDecodingError.unreadable(path: path, reason: String(cString: strerror(failure))) }
-        guard filled <= size else {
-            throw ImageDecodingError.unreadable(path: path, reason: "the file grew while it was read")
-        }
-        data.count = filled
-        return data
     }
 
     /// Decodes an in-memory PNG or JPEG, detected by its signature.

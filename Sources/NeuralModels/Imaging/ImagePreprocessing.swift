@@ -27,6 +27,7 @@
 // target here.
 
 import Foundation
+import NeuralCore
 
 /// A size entry of `preprocessor_config.json`: an integer (old files) or a
 /// dictionary with `shortest_edge` or `height`/`width`.
@@ -181,11 +182,42 @@ public struct ImagePreprocessingConfig: Codable, Sendable, Equatable {
         doConvertRGB = try c.decodeIfPresent(Bool.self, forKey: .doConvertRGB) ?? doConvertRGB
         resample = try c.decodeIfPresent(Int.self, forKey: .resample) ?? resample
         rescaleFactor = try c.decodeIfPresent(Double.self, forKey: .rescaleFactor) ?? rescaleFactor
+        try validate(c)
+    }
+
+    /// Checks every value a pipeline would use, so a bad file fails at load with
+    /// its key named rather than per image (or by dividing by a zero `image_std`).
+    private func validate(_ c: KeyedDecodingContainer<CodingKeys>) throws {
+        for (values, key) in [(imageMean, CodingKeys.imageMean), (imageStd, .imageStd)] {
+            try c.require(values.count == 3, key, "\(values.count) values, expected 3 (one per RGB channel)")
+            try c.require(values.allSatisfy(\.isFinite), key, "\(values) holds a value that is not finite")
+        }
+        try c.require(!imageStd.contains(0), .imageStd, "\(imageStd) holds a zero (normalising would divide by it)")
+        try c.require(rescaleFactor.isFinite, .rescaleFactor, "\(rescaleFactor) is not finite")
+        func sides(_ spec: ImageSizeSpec, _ key: CodingKeys) throws {
+            for side in [spec.shortestEdge, spec.longestEdge, spec.height, spec.width].compactMap({ $0 }) {
+                try c.require(ConfigLimits.imageSide.contains(side), key,
+                              "\(side) is outside \(ConfigLimits.imageSide.lowerBound)...\(ConfigLimits.imageSide.upperBound)")
+            }
+        }
+        try sides(size, .size)
+        if doResize {
+            try c.require(ResampleFilter(pillowCode: resample) != nil, .resample,
+                          "\(resample) is not one of Pillow's convolution filters (1...5; NEAREST is not supported)")
+            let usable = (size.shortestEdge != nil && size.longestEdge == nil) || (size.height != nil && size.width != nil)
+            try c.require(usable, .size, "\(size) has neither a shortest_edge alone nor both height and width")
+        }
+        if let cropSize {
+            try sides(cropSize, .cropSize)
+            try c.require(!doCenterCrop || (cropSize.height != nil && cropSize.width != nil), .cropSize,
+                          "\(cropSize) lacks a height or a width")
+        }
     }
 
     /// Reads `preprocessor_config.json`.
+    /// - Throws: ``CheckpointError`` naming the file, and the key of a bad value.
     public init(contentsOf url: URL) throws {
-        self = try JSONDecoder().decode(Self.self, from: Data(contentsOf: url))
+        self = try Checkpoint.decodeJSON(Self.self, at: url)
     }
 
     /// The square side the model sees after preprocessing (crop size if

@@ -26,10 +26,16 @@ extension BertTokenizer {
             // Vocabulary: tokenizer.json's model.vocab takes precedence (convert_to_native_format).
             let vocabulary: [String]
             if let model = tokenizerJSON?["model"] as? [String: Any], let vocab = model["vocab"] as? [String: Any] {
+                // The id is the index into the vocabulary: ids past the entry count
+                // would size the array from the file's numbers, not its contents.
                 var byId = [String](repeating: "", count: vocab.count)
                 for (token, value) in vocab {
                     guard let id = (value as? NSNumber)?.intValue, id >= 0 else { continue }
-                    if id >= byId.count { byId += [String](repeating: "", count: id + 1 - byId.count) }
+                    guard id < byId.count else {
+                        throw BertTokenizerError.invalidConfiguration(
+                            path: directory.appendingPathComponent("tokenizer.json").path, key: "model.vocab",
+                            reason: "id \(id) of \"\(token)\" is past the \(vocab.count) entries")
+                    }
                     byId[id] = token
                 }
                 vocabulary = byId
