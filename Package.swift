@@ -110,7 +110,7 @@ let package = Package(
         ),
         .testTarget(
             name: "InterrogateCLITests",
-            dependencies: ["interrogate"],
+            dependencies: ["interrogate", "TestSupport"],
             path: "Tests/InterrogateCLITests",
             swiftSettings: swiftSettings
         ),
