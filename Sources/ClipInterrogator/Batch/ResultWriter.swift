@@ -178,6 +178,16 @@ public final class ResultWriter {
             return
         }
         let given = url.path
+        if let descriptor = Self.descriptorNamed(by: given) {
+            // The descriptor itself, not the file reopened through /proc: a pipe or
+            // socket of another user cannot be reopened, and a regular file behind
+            // it is written at the shell's offset, like any stream.
+            if resume { throw ResultWriterError.notResumable(path: given, reason: "it names an open descriptor, not a file") }
+            let fd = dup(descriptor)
+            guard fd >= 0 else { throw ResultWriterError.io(path: given, reason: "not open: \(String(cString: strerror(errno)))") }
+            output = .stream(fd: fd, path: given, owned: true)
+            return
+        }
         var info = stat()
         if stat(given, &info) == 0, info.st_mode & S_IFMT != S_IFREG {
             if resume { throw ResultWriterError.notResumable(path: given, reason: "it is not a regular file") }
@@ -364,6 +374,21 @@ public final class ResultWriter {
             }
         } catch let error as FileError {
             throw ResultWriterError.io(path: path, reason: error.description)
+        }
+    }
+
+    /// The open descriptor a path such as `/dev/stdout`, `/dev/fd/3` or
+    /// `/proc/self/fd/3` names; nil for any other path.
+    static func descriptorNamed(by path: String) -> Int32? {
+        switch path {
+        case "/dev/stdin": return 0
+        case "/dev/stdout": return 1
+        case "/dev/stderr": return 2
+        default:
+            for prefix in ["/dev/fd/", "/proc/self/fd/"] where path.hasPrefix(prefix) {
+                return Int32(path.dropFirst(prefix.count))
+            }
+            return nil
         }
     }
 
