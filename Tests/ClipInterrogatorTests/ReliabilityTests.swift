@@ -8,18 +8,7 @@ import XCTest
 
 /// Issue 13, the library's side: label files, caches, non-finite results and
 /// resumed outputs. Hostile files are made here, at test time.
-final class ReliabilityTests: XCTestCase {
-    var work: URL!
-
-    override func setUpWithError() throws {
-        work = FileManager.default.temporaryDirectory.appendingPathComponent("reliability-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
-    }
-
-    override func tearDownWithError() throws {
-        try? FileManager.default.removeItem(at: work)
-    }
-
+final class ReliabilityTests: TemporaryDirectoryTestCase {
     /// A copy of the demo label set in which `list` holds `text`.
     func labelSet(with text: String, in list: String) throws -> URL {
         let folder = work.appendingPathComponent("labels-\(UUID().uuidString)")

@@ -35,12 +35,14 @@ final class CLITests: XCTestCase {
 
     struct Run { let status: Int32; let stdout: String; let stderr: String }
 
-    /// Runs the CLI with the tiny models and a shared cache.
+    /// Runs the CLI with the tiny models and a shared cache; with `launcher`
+    /// (e.g. `setpriv` and its options), through that program.
     @discardableResult
-    func interrogate(_ arguments: [String], models: Bool = true, environment extra: [String: String] = [:]) throws -> Run {
+    func interrogate(_ arguments: [String], models: Bool = true, environment extra: [String: String] = [:],
+                     launcher: [String] = []) throws -> Run {
         let process = Process()
-        process.executableURL = Self.executable
-        var all = arguments
+        process.executableURL = launcher.first.map { URL(fileURLWithPath: $0) } ?? Self.executable
+        var all = launcher.isEmpty ? arguments : Array(launcher.dropFirst()) + [Self.executable.path] + arguments
         if models {
             all += ["--clip", Self.fixtures.appendingPathComponent("interrogator/clip").path,
                     "--caption", Self.fixtures.appendingPathComponent("blip/tiny-base").path,

@@ -195,21 +195,13 @@ extension CLITests {
         guard getuid() == 0, FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv") else {
             throw XCTSkip("needs root to run the command as nobody (setpriv)")
         }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
-        process.arguments = ["--reuid=65534", "--regid=65534", "--clear-groups", Self.executable.path,
-                             "--mode", "caption", "--format", "jsonl", "--output", "/dev/stdout", "--quiet", "--offline",
-                             "--clip", Self.fixtures.appendingPathComponent("interrogator/clip").path,
-                             "--caption", Self.fixtures.appendingPathComponent("blip/tiny-base").path, image0]
-        process.environment = ["HOME": "/nonexistent", "PATH": "/usr/bin:/bin", "HF_HUB_CACHE": "/nonexistent/hub"]
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile(), stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        XCTAssertEqual(process.terminationStatus, 0, String(decoding: stderr, as: UTF8.self))
-        XCTAssertTrue(String(decoding: stdout, as: UTF8.self).hasPrefix("{\"image\""))
+        let run = try interrogate(["--mode", "caption", "--format", "jsonl", "--output", "/dev/stdout", "--quiet", "--offline",
+                                   "--clip", Self.fixtures.appendingPathComponent("interrogator/clip").path,
+                                   "--caption", Self.fixtures.appendingPathComponent("blip/tiny-base").path, image0],
+                                  models: false, environment: ["HOME": "/nonexistent"],
+                                  launcher: ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertTrue(run.stdout.hasPrefix("{\"image\""), run.stdout)
     }
 
     /// `--output` naming one of the inputs truncated the image to 0 bytes; it is

@@ -7,18 +7,7 @@ import XCTest
 /// Issue 13: hostile and odd files give typed errors naming the file and the
 /// key, never a trap or an allocation sized by a number in the file. Every
 /// hostile file is made here, at test time, from the tiny fixtures.
-final class HostileInputTests: XCTestCase {
-    var work: URL!
-
-    override func setUpWithError() throws {
-        work = FileManager.default.temporaryDirectory.appendingPathComponent("hostile-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
-    }
-
-    override func tearDownWithError() throws {
-        try? FileManager.default.removeItem(at: work)
-    }
-
+final class HostileInputTests: TemporaryDirectoryTestCase {
     // MARK: Images
 
     /// A 57-byte PNG claiming 4,294,967,295 × 4,294,967,295 pixels: the pixel
@@ -146,39 +135,37 @@ final class HostileInputTests: XCTestCase {
 
     // MARK: Config files
 
+    /// Sets `key` of `file` in a scratch copy of `fixture` to `value` and asserts
+    /// that `load` refuses the folder with ``CheckpointError/invalidValue(path:key:reason:)``
+    /// naming that file and `expected` (default: `key`).
+    func assertRefused(_ fixture: String, _ file: String, _ key: String, _ value: Any, expected: String? = nil,
+                       load: (URL) throws -> Any, line: UInt = #line) throws {
+        let scratch = try ScratchCheckpoint(fixture)
+        defer { scratch.remove() }
+        try scratch.setJSON(file, key, value)
+        XCTAssertThrowsError(try load(scratch.directory), "\(file) \(key) = \(value)", line: line) { error in
+            guard case let CheckpointError.invalidValue(path, at, _) = error else { return XCTFail("\(key): \(error)", line: line) }
+            XCTAssertEqual(path, scratch.url(file).path, line: line)
+            XCTAssertEqual(at, expected ?? key, line: line)
+        }
+    }
+
     /// Sizes in config.json out of range fail at load with the file and the key
     /// (they trapped on ranges and overflows, or allocated for 10⁹ layers).
-    func testCLIPConfigSizesOutOfRangeNameFileAndKey() throws {
-        let cases: [(String, Any)] = [
+    func testConfigSizesOutOfRangeNameFileAndKey() throws {
+        let clip: [(String, Any)] = [
             ("text_config.num_hidden_layers", -1), ("text_config.num_hidden_layers", 1_000_000_000),
             ("vision_config.image_size", -64), ("vision_config.image_size", 16 << 33),
             ("text_config.max_position_embeddings", 0), ("vision_config.layer_norm_eps", -1e-5),
             ("text_config.vocab_size", 1 << 40), ("projection_dim", 0), ("vision_config.patch_size", 0),
         ]
-        for (key, value) in cases {
-            let scratch = try ScratchCheckpoint("interrogator/clip")
-            defer { scratch.remove() }
-            try scratch.setJSON("config.json", key, value)
-            XCTAssertThrowsError(try CLIPEncoder(directory: scratch.directory), "\(key) = \(value)") { error in
-                guard case let CheckpointError.invalidValue(path, at, _) = error else { return XCTFail("\(key): \(error)") }
-                XCTAssertEqual(path, scratch.url("config.json").path)
-                XCTAssertEqual(at, key)
-            }
+        for (key, value) in clip {
+            try assertRefused("interrogator/clip", "config.json", key, value) { try CLIPEncoder(directory: $0) }
         }
-    }
-
-    /// The same for BLIP's config.json.
-    func testBlipConfigSizesOutOfRangeNameFileAndKey() throws {
-        for (key, value) in [("text_config.num_hidden_layers", -1), ("vision_config.image_size", -64),
-                             ("text_config.max_position_embeddings", 0), ("vision_config.num_hidden_layers", 1_000_000_000)] as [(String, Any)] {
-            let scratch = try ScratchCheckpoint("blip/tiny-base")
-            defer { scratch.remove() }
-            try scratch.setJSON("config.json", key, value)
-            XCTAssertThrowsError(try BlipCaptioner(directory: scratch.directory), "\(key) = \(value)") { error in
-                guard case let CheckpointError.invalidValue(path, at, _) = error else { return XCTFail("\(key): \(error)") }
-                XCTAssertEqual(path, scratch.url("config.json").path)
-                XCTAssertEqual(at, key)
-            }
+        let blip: [(String, Any)] = [("text_config.num_hidden_layers", -1), ("vision_config.image_size", -64),
+                                     ("text_config.max_position_embeddings", 0), ("vision_config.num_hidden_layers", 1_000_000_000)]
+        for (key, value) in blip {
+            try assertRefused("blip/tiny-base", "config.json", key, value) { try BlipCaptioner(directory: $0) }
         }
     }
 
@@ -187,31 +174,16 @@ final class HostileInputTests: XCTestCase {
     /// load naming the file and the key (they trapped, allocated 10⁵ × 10⁵ pixels,
     /// or divided by zero).
     func testPreprocessorValuesNameFileAndKey() throws {
-        let blipCases: [(String, Any, String)] = [
-            ("size", ["height": 0, "width": 0], "size"), ("size", ["height": -5, "width": -5], "size"),
-            ("size", ["height": 100_000, "width": 100_000], "size"), ("size", ["height": 1 << 32, "width": 1 << 32], "size"),
-            ("size", ["height": 64, "width": 64], "size"), ("image_std", [0.5, 0, 0.5], "image_std"),
-            ("image_mean", [0.5], "image_mean"), ("resample", 0, "resample"),
+        let blip: [(String, Any)] = [
+            ("size", ["height": 0, "width": 0]), ("size", ["height": -5, "width": -5]),
+            ("size", ["height": 100_000, "width": 100_000]), ("size", ["height": 1 << 32, "width": 1 << 32]),
+            ("size", ["height": 64, "width": 64]), ("image_std", [0.5, 0, 0.5]), ("image_mean", [0.5]), ("resample", 0),
         ]
-        for (key, value, expected) in blipCases {
-            let scratch = try ScratchCheckpoint("blip/tiny-base")
-            defer { scratch.remove() }
-            try scratch.setJSON("preprocessor_config.json", key, value)
-            XCTAssertThrowsError(try BlipCaptioner(directory: scratch.directory), "\(key) = \(value)") { error in
-                guard case let CheckpointError.invalidValue(path, at, _) = error else { return XCTFail("\(key): \(error)") }
-                XCTAssertEqual(path, scratch.url("preprocessor_config.json").path)
-                XCTAssertEqual(at, expected)
-            }
+        for (key, value) in blip {
+            try assertRefused("blip/tiny-base", "preprocessor_config.json", key, value) { try BlipCaptioner(directory: $0) }
         }
         for (key, value) in [("crop_size", ["height": -32, "width": -32]), ("image_std", [0.0, 0.0, 0.0])] as [(String, Any)] {
-            let scratch = try ScratchCheckpoint("interrogator/clip")
-            defer { scratch.remove() }
-            try scratch.setJSON("preprocessor_config.json", key, value)
-            XCTAssertThrowsError(try CLIPEncoder(directory: scratch.directory), "\(key)") { error in
-                guard case let CheckpointError.invalidValue(path, at, _) = error else { return XCTFail("\(key): \(error)") }
-                XCTAssertEqual(path, scratch.url("preprocessor_config.json").path)
-                XCTAssertEqual(at, key)
-            }
+            try assertRefused("interrogator/clip", "preprocessor_config.json", key, value) { try CLIPEncoder(directory: $0) }
         }
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import XCTest
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -195,5 +196,24 @@ public struct ScratchCheckpoint {
     /// Deletes the copy.
     public func remove() {
         try? FileManager.default.removeItem(at: directory)
+    }
+}
+
+/// A test case with a fresh temporary folder, `work`, for each test.
+open class TemporaryDirectoryTestCase: XCTestCase {
+    /// The folder, removed after the test.
+    public var work: URL!
+
+    /// Creates ``work``.
+    override open func setUpWithError() throws {
+        try super.setUpWithError()
+        work = FileManager.default.temporaryDirectory.appendingPathComponent("\(type(of: self))-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
+    }
+
+    /// Removes ``work``.
+    override open func tearDownWithError() throws {
+        try? FileManager.default.removeItem(at: work)
+        try super.tearDownWithError()
     }
 }
