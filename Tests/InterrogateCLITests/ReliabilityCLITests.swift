@@ -310,7 +310,99 @@ extension CLITests {
         }
     }
 
+    // MARK: Model and label files
+
+    /// Damaged config, preprocessor and tokenizer files stop the run before any
+    /// image with a message naming the file and the key (they trapped, ran with
+    /// NaN-producing settings, or lost caption words); exit 1.
+    func testDamagedModelFilesAreRefusedNamingFileAndKey() throws {
+        let cases: [(fixture: String, file: String, key: String, value: Any, message: String)] = [
+            ("interrogator/clip", "config.json", "vision_config.image_size", -64, "vision_config.image_size"),
+            ("interrogator/clip", "config.json", "text_config.num_hidden_layers", -1, "text_config.num_hidden_layers"),
+            ("interrogator/clip", "config.json", "text_config.max_position_embeddings", 0, "text_config.max_position_embeddings"),
+            ("interrogator/clip", "config.json", "vision_config.layer_norm_eps", -1e-5, "vision_config.layer_norm_eps"),
+            ("interrogator/clip", "preprocessor_config.json", "image_std", [0.5, 0, 0.5], "image_std"),
+            ("blip/tiny-base", "preprocessor_config.json", "size", ["height": 0, "width": 0], "size"),
+            ("blip/tiny-base", "preprocessor_config.json", "size", ["height": 100_000, "width": 100_000], "size"),
+        ]
+        for (fixture, file, key, value, message) in cases {
+            let scratch = try ScratchCheckpoint(fixture)
+            defer { scratch.remove() }
+            try scratch.setJSON(file, key, value)
+            let isCLIP = fixture.hasPrefix("interrogator")
+            let run = try interrogate(["--clip", isCLIP ? scratch.directory.path : Self.fixtures.appendingPathComponent("interrogator/clip").path,
+                                       "--caption", isCLIP ? Self.fixtures.appendingPathComponent("blip/tiny-base").path : scratch.directory.path,
+                                       "--offline", "--mode", "fast", "--quiet", image0] + smallLabels, models: false)
+            XCTAssertEqual(run.status, 1, "\(file) \(key): \(run.stderr)")
+            XCTAssertTrue(run.stderr.contains(scratch.url(file).path) && run.stderr.contains(message), "\(file) \(key): \(run.stderr)")
+        }
+        // A vocab.txt shorter than the model's vocabulary gave empty captions.
+        let scratch = try ScratchCheckpoint("blip/tiny-base")
+        defer { scratch.remove() }
+        let lines = try String(contentsOf: scratch.url("vocab.txt"), encoding: .utf8).split(separator: "\n")
+        try (lines.prefix(1000).joined(separator: "\n") + "\n").write(to: scratch.url("vocab.txt"), atomically: true, encoding: .utf8)
+        let run = try interrogate(["--clip", Self.fixtures.appendingPathComponent("interrogator/clip").path, "--caption", scratch.directory.path,
+                                   "--offline", "--mode", "caption", "--quiet", image0], models: false)
+        XCTAssertEqual(run.status, 1, run.stderr)
+        XCTAssertTrue(run.stderr.contains("text_config.vocab_size"), run.stderr)
+    }
+
+    /// One id of 2·10⁹ in an 8 KB-sized change to vocab.json sized a 32 GB table
+    /// (the run aborted); the tokenizer now keeps ids in a dictionary and the run
+    /// works in bounded memory.
+    func testHugeVocabularyIdCostsNothing() throws {
+        let scratch = try ScratchCheckpoint("interrogator/clip")
+        defer { scratch.remove() }
+        var vocabulary = try JSONDecoder().decode([String: Int].self, from: Data(contentsOf: scratch.url("vocab.json")))
+        vocabulary["zebra</w>"] = 2_000_000_000
+        try JSONEncoder().encode(vocabulary).write(to: scratch.url("vocab.json"))
+        let run = try MeasuredRun.run(Self.executable, ["--clip", scratch.directory.path, "--caption", Self.fixtures.appendingPathComponent("blip/tiny-base").path,
+                                                        "--offline", "--mode", "caption", "--quiet", image0],
+                                      environment: ["HF_HUB_CACHE": work.appendingPathComponent("hub").path], addressSpaceLimitMiB: 4096)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertLessThan(run.peakKiB, 400 << 10, "peak resident memory \(run.peakKiB) KiB")
+    }
+
+    /// A label set with an empty list is refused naming the file (classic and best
+    /// mode crashed on it; then they silently used "").
+    func testEmptyLabelListIsRefusedNamingTheFile() throws {
+        let labels = work.appendingPathComponent("labels")
+        try FileManager.default.copyItem(at: URL(fileURLWithPath: smallLabels[1]), to: labels)
+        try Data("\n\n".utf8).write(to: labels.appendingPathComponent("colors.txt"))
+        let run = try interrogate(["--mode", "classic", "--label-set", labels.path, "--quiet", image0])
+        XCTAssertEqual(run.status, 1, run.stderr)
+        XCTAssertTrue(run.stderr.contains(labels.appendingPathComponent("colors.txt").path) && run.stderr.contains("no labels"), run.stderr)
+    }
+
+    /// `--demo --cache-dir` filed the demo's caches under the fixed name "demo",
+    /// so a retrained demo reused stale embeddings; the name now carries a
+    /// fingerprint of the checkpoint.
+    func testDemoCachesCarryTheCheckpointsFingerprint() throws {
+        let cache = work.appendingPathComponent("demo-cache")
+        let run = try interrogate(["--demo", "--mode", "fast", "--cache-dir", cache.path, "--quiet",
+                                   Self.fixtures.appendingPathComponent("demo/heldout/00.png").path], models: false)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let files = try FileManager.default.contentsOfDirectory(atPath: cache.path)
+        XCTAssertFalse(files.isEmpty)
+        for file in files { XCTAssertNotNil(file.range(of: #"^demo-[0-9a-f]{12}_"#, options: .regularExpression), file) }
+    }
+
     // MARK: Inputs and memory
+
+    /// A PNG whose pixel count overflows (it trapped) and a progressive JPEG of
+    /// thousands of scans (it decoded for as long as it liked) are reported and
+    /// the batch goes on.
+    func testHostileImagesAreReportedAndTheBatchGoesOn() throws {
+        let folder = try imageFolder(1)
+        try Data(PNGBuilder.signature + PNGBuilder.header(width: 0xFFFF_FFFF, height: 0xFFFF_FFFF)
+                 + PNGBuilder.chunk("IDAT", []) + PNGBuilder.chunk("IEND", [])).write(to: folder.appendingPathComponent("huge.png"))
+        try Data(JPEGBuilder.progressiveGray(scans: 5_000)).write(to: folder.appendingPathComponent("scans.jpg"))
+        let run = try interrogate(["--folder", folder.path, "--mode", "caption", "--format", "jsonl", "--quiet"])
+        XCTAssertEqual(run.status, 1, run.stderr)
+        XCTAssertTrue(run.stderr.contains("1 succeeded, 2 failed"), run.stderr)
+        XCTAssertTrue(run.stderr.contains("huge.png: PNG image too large"), run.stderr)
+        XCTAssertTrue(run.stderr.contains("scans.jpg: corrupt JPEG image: progressive JPEG has more than 500 scans"), run.stderr)
+    }
 
     /// A FIFO named like an image and a device are reported and skipped at once
     /// (the FIFO blocked the batch; the device said "permission").
