@@ -23,12 +23,15 @@ extension CLITests {
     // MARK: Records
 
     /// Records reach a pipe as each image finishes (stdout was block-buffered:
-    /// `| jq` and an interrupted `> out.jsonl` saw nothing until the end).
+    /// `| jq` and an interrupted `> out.jsonl` saw nothing until the end). The
+    /// first image is small, the second a 6000 × 6000 PNG that takes a while:
+    /// the first record must arrive while the run is still busy with it.
     func testRecordsStreamThroughAPipeAsTheyFinish() throws {
-        let folder = try imageFolder(60)
+        let folder = try imageFolder(1)
+        try Data(PNGBuilder.gray(width: 6000, height: 6000)).write(to: folder.appendingPathComponent("slow.png"))
         let process = Process()
         process.executableURL = Self.executable
-        process.arguments = ["--folder", folder.path, "--recursive", "--mode", "caption", "--format", "jsonl", "--quiet"] + modelArguments
+        process.arguments = ["--folder", folder.path, "--mode", "caption", "--format", "jsonl", "--quiet"] + modelArguments
         let out = Pipe()
         process.standardOutput = out
         process.standardError = FileHandle.nullDevice
@@ -39,12 +42,15 @@ extension CLITests {
             if chunk.isEmpty { break }
             received += chunk
         }
-        let runningWhenTheFirstRecordCame = process.isRunning
+        let firstRecordCame = Date(), firstChunk = received
         received += out.fileHandleForReading.readDataToEndOfFile()
+        let outputEnded = Date()
         process.waitUntilExit()
-        XCTAssertTrue(runningWhenTheFirstRecordCame, "the first record arrived before the run ended")
         XCTAssertEqual(process.terminationStatus, 0)
-        XCTAssertEqual(String(decoding: received, as: UTF8.self).split(separator: "\n").count, 60)
+        XCTAssertEqual(firstChunk.filter { $0 == 10 }.count, 1, "the first record came alone: \(String(decoding: firstChunk, as: UTF8.self))")
+        XCTAssertGreaterThan(outputEnded.timeIntervalSince(firstRecordCame), 0.3, "it came while the large image was still being done")
+        XCTAssertEqual(String(decoding: received, as: UTF8.self).split(separator: "\n").map { $0.hasPrefix("{\"image\":\"pic0.png\"") },
+                       [true, false])
     }
 
     /// A failed image is an error record in json, jsonl and csv (it was only

@@ -181,6 +181,8 @@ public enum ResampleError: Error, Equatable, CustomStringConvertible, Sendable {
     case kernelTooWide(from: Int, to: Int, taps: Int)
     /// A target size below 1 pixel.
     case emptyTarget(width: Int, height: Int)
+    /// A source image without pixels.
+    case emptyImage
 
     /// A readable explanation.
     public var description: String {
@@ -189,6 +191,7 @@ public enum ResampleError: Error, Equatable, CustomStringConvertible, Sendable {
             "cannot resize \(from) pixels to \(to): the filter would need \(taps) taps per pixel "
                 + "(limit \(ResampleCoefficients.maximumTaps)); the image is too elongated"
         case let .emptyTarget(width, height): "cannot resize to \(width)x\(height)"
+        case .emptyImage: "cannot resize an image without pixels"
         }
     }
 }
@@ -217,7 +220,7 @@ extension RGBImage {
     func resized(width newWidth: Int, height newHeight: Int, filter: ResampleFilter,
                  columns: Range<Int>, rows: Range<Int>) throws -> RGBImage {
         guard newWidth > 0, newHeight > 0 else { throw ResampleError.emptyTarget(width: newWidth, height: newHeight) }
-        precondition(width > 0 && height > 0, "cannot resize an empty image")
+        guard width > 0, height > 0 else { throw ResampleError.emptyImage }
         precondition(columns.clamped(to: 0..<newWidth) == columns && rows.clamped(to: 0..<newHeight) == rows,
                      "window outside the resized image")
         let needHorizontal = newWidth != width
