@@ -229,6 +229,22 @@ extension CLITests {
         XCTAssertEqual(sidecar.status, 64, sidecar.stderr)
     }
 
+    /// The output is opened (locked, a resumed file read) before the models load,
+    /// but changed only when the first record comes: a run that cannot start
+    /// leaves an existing file as it was and creates none.
+    func testARunThatCannotStartLeavesTheOutputAlone() throws {
+        let existing = work.appendingPathComponent("existing.jsonl"), absent = work.appendingPathComponent("absent.jsonl")
+        try Data("{\"image\":\"old.png\",\"result\":{\"mode\":\"caption\",\"prompt\":\"p\"}}\n".utf8).write(to: existing)
+        let before = try Data(contentsOf: existing)
+        for output in [existing, absent] {
+            let run = try interrogate(["--clip", work.path, "--offline", "--mode", "analyze", "--format", "jsonl", "--output", output.path,
+                                       "--quiet", image0], models: false)
+            XCTAssertEqual(run.status, 1, run.stderr)
+        }
+        XCTAssertEqual(try Data(contentsOf: existing), before)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: absent.path))
+    }
+
     /// The output file is locked for the run: a second run on it stops at once
     /// (two runs kept 20 of 40 records, both exiting 0).
     func testOutputIsLockedForTheRun() throws {

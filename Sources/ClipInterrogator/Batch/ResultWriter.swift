@@ -150,6 +150,13 @@ public final class ResultWriter {
     /// The CSV columns: ``csvHeader``, or the reference's `image,prompt` when a
     /// file of that layout is resumed (its failed images are then not written).
     private var csvColumns = csvHeader
+    /// For a file: how long its kept part is (0 unless resuming), and whether it
+    /// has been cut to it and started. The file is changed only when the first
+    /// record (or the close) comes, so a run that stops before, say at a model
+    /// that does not load, leaves it as it was.
+    private var keptLength = 0, started = false
+    /// Whether this writer created the file (then removed if nothing was written).
+    private var created = false
 
     /// The two kinds of output.
     private enum Output {
@@ -201,37 +208,44 @@ public final class ResultWriter {
             throw ResultWriterError.notResumable(path: given, reason: "text output cannot be read back unambiguously "
                                                   + "(names may hold \": \" or line breaks); use --format jsonl, csv or json")
         }
-        let (fd, path) = try Self.openLocked(given, resuming: resume)
+        let (fd, path, created) = try Self.openLocked(given)
         output = .file(fd: fd, path: path)
-        do {
-            if resume {
+        self.created = created
+        if resume {
+            do {
                 let contents = try Self.read(fd, path: path, format: format)
                 records = contents.records
                 csvColumns = contents.csvColumns ?? Self.csvHeader
-                guard ftruncate(fd, off_t(contents.length)) == 0 else { throw Self.ioError(path, "truncate") }
-            } else {
-                guard ftruncate(fd, 0) == 0 else { throw Self.ioError(path, "truncate") }
+                keptLength = contents.length
+            } catch {
+                closeDescriptor(fd)
+                output = .closed
+                throw error
             }
-            if format == .json {
-                try rewriteJSON()
-            } else {
-                guard lseek(fd, 0, SEEK_END) >= 0 else { throw Self.ioError(path, "seek") }
-                if format == .csv && records.isEmpty && lseek(fd, 0, SEEK_END) == 0 {
-                    try append(Self.csvRow(Self.csvHeader))
-                }
-            }
-        } catch {
-            closeDescriptor(fd)
-            output = .closed
-            throw error
         }
     }
 
     deinit {
         switch output {
-        case let .file(fd, _): closeDescriptor(fd)
+        case let .file(fd, path):
+            if created && !started { unlink(path) }
+            closeDescriptor(fd)
         case let .stream(fd, _, owned) where owned: closeDescriptor(fd)
         default: break
+        }
+    }
+
+    /// Cuts a file to its kept part (a torn record goes) and writes its start
+    /// (the CSV header, the JSON document), once, before the first record.
+    private func start() throws {
+        guard !started, case let .file(fd, path) = output else { return }
+        started = true
+        guard ftruncate(fd, off_t(keptLength)) == 0 else { throw Self.ioError(path, "truncate") }
+        if format == .json {
+            try rewriteJSON()
+        } else {
+            guard lseek(fd, 0, SEEK_END) >= 0 else { throw Self.ioError(path, "seek") }
+            if format == .csv && keptLength == 0 { try append(Self.csvRow(Self.csvHeader)) }
         }
     }
 
@@ -249,6 +263,7 @@ public final class ResultWriter {
     ///   written), ``ResultWriterError/io(path:reason:)``.
     public func write(_ record: BatchRecord) throws {
         let text = try encode(record)
+        try start()
         if format == .json {
             // A retried image's error record is replaced by its new record.
             var updated = records.filter { !($0.image == record.image && $0.failed) }
@@ -276,6 +291,7 @@ public final class ResultWriter {
     /// Finishes the output: closes the JSON array of a stream and releases the
     /// file (and its lock).
     public func close() throws {
+        try start()
         defer {
             switch output {
             case let .file(fd, _): closeDescriptor(fd)
@@ -399,9 +415,20 @@ public final class ResultWriter {
     /// Opens (creating it if needed) the regular file at `given`, resolving
     /// symbolic links, and takes its lock. The lock is verified to be on the file
     /// the path names now (a JSON writer replaces its file as it goes).
-    private static func openLocked(_ given: String, resuming: Bool) throws -> (Int32, String) {
+    /// - Returns: the descriptor, the resolved path, and whether the file was created.
+    private static func openLocked(_ given: String) throws -> (Int32, String, Bool) {
         for _ in 0..<20 {
-            let fd = open(given, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+            var created = true
+            var fd = open(given, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+            if fd < 0 && errno == EEXIST {
+                // Exists (or a link to where a file may yet be made).
+                created = false
+                fd = open(given, O_RDWR | O_CLOEXEC)
+                if fd < 0 && errno == ENOENT {
+                    created = true
+                    fd = open(given, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+                }
+            }
             guard fd >= 0 else { throw ResultWriterError.io(path: given, reason: "cannot open: \(String(cString: strerror(errno)))") }
             guard let resolved = realpath(given, nil) else {
                 closeDescriptor(fd)
@@ -419,7 +446,7 @@ public final class ResultWriter {
                     closeDescriptor(fd)
                     throw ResultWriterError.io(path: path, reason: "not a regular file")
                 }
-                return (fd, path)
+                return (fd, path, created)
             }
             closeDescriptor(fd) // replaced while we locked it: try the new file
         }
