@@ -175,7 +175,7 @@ struct ResampleCoefficients {
 }
 
 /// Why an image cannot be resized.
-public enum ResampleError: Error, Equatable, CustomStringConvertible, Sendable {
+public enum ResampleError: Error, LocalizedError, Equatable, CustomStringConvertible, Sendable {
     /// Resizing `from` samples to `to` along one axis needs a kernel wider than
     /// the limit (a strip thousands of times longer than the model's input).
     case kernelTooWide(from: Int, to: Int, taps: Int)
@@ -194,6 +194,9 @@ public enum ResampleError: Error, Equatable, CustomStringConvertible, Sendable {
         case .emptyImage: "cannot resize an image without pixels"
         }
     }
+
+    /// The same as ``description``.
+    public var errorDescription: String? { description }
 }
 
 extension RGBImage {
