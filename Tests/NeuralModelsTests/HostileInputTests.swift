@@ -207,9 +207,7 @@ final class HostileInputTests: TemporaryDirectoryTestCase {
     func testCLIPVocabularyIdsDoNotSizeAnything() throws {
         let scratch = try ScratchCheckpoint("interrogator/clip")
         defer { scratch.remove() }
-        var vocabulary = try JSONDecoder().decode([String: Int].self, from: Data(contentsOf: scratch.url("vocab.json")))
-        vocabulary["zebra</w>"] = 2_000_000_000
-        try JSONEncoder().encode(vocabulary).write(to: scratch.url("vocab.json"))
+        try scratch.setJSON("vocab.json", "zebra</w>", 2_000_000_000)
         let tokenizer = try CLIPTokenizer(directory: scratch.directory)
         XCTAssertEqual(tokenizer.decode([2_000_000_000]), "zebra ")
         XCTAssertEqual(tokenizer.decode([1_999_999_999]), "", "unknown ids decode to nothing")
