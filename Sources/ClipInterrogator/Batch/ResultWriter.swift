@@ -558,18 +558,20 @@ public final class ResultWriter {
         var rows: [[String]] = [], row: [String] = [], field = String.UnicodeScalarView()
         var quoted = false, closedQuote = false, atFieldStart = true
         let scalars = Array(text.unicodeScalars)
-        var index = 0, length = 0
+        var index = 0, length = 0, bytes = 0 // bytes: UTF-8 length of scalars[..<index]
         func problem(_ reason: String) -> (rows: [[String]], length: Int, problem: (line: Int, reason: String)?) {
             (rows, length, (rows.count + 1, reason))
         }
         while index < scalars.count {
             let c = scalars[index]
             index += 1
+            bytes += UTF8.width(c)
             if quoted {
                 if c == "\"" {
                     if index < scalars.count && scalars[index] == "\"" {
                         field.append(c)
                         index += 1
+                        bytes += 1
                     } else {
                         quoted = false
                         closedQuote = true
@@ -594,6 +596,7 @@ public final class ResultWriter {
                     guard index < scalars.count else { return (rows, length, nil) } // torn after \r
                     guard scalars[index] == "\n" else { return problem("a carriage return outside quotes") }
                     index += 1
+                    bytes += 1
                 }
                 row.append(String(field))
                 rows.append(row)
@@ -601,7 +604,7 @@ public final class ResultWriter {
                 field = String.UnicodeScalarView()
                 atFieldStart = true
                 closedQuote = false
-                length = String(String.UnicodeScalarView(scalars[..<index])).utf8.count
+                length = bytes
             default:
                 guard !closedQuote else { return problem("text after a closing quote") }
                 field.append(c)
