@@ -152,7 +152,7 @@ public struct BatchRunner {
         var info = stat()
         if stat(path, &info) == 0 {
             guard info.st_mode & S_IFMT == S_IFREG else { throw SidecarError(path: path, reason: "exists and is not a regular file") }
-            if let existing = FileManager.default.contents(atPath: path), existing == data { return }
+            if let existing = try? readRegularFile(path, limit: data.count), existing == data { return }
             guard overwriteSidecars else {
                 throw SidecarError(path: path, reason: "exists with other text; kept (--overwrite-sidecars replaces it)")
             }

@@ -1,4 +1,5 @@
 import Foundation
+import NeuralCore
 
 /// Reading label lists the way clip-interrogator 0.6.0's `load_list` does:
 /// `[line.strip() for line in open(path, encoding='utf-8', errors='replace').readlines()]`.
@@ -25,7 +26,7 @@ public enum LabelList {
     /// reference keeps them.
     /// - Throws: ``ReadError`` when the file cannot be read.
     public static func load(contentsOf url: URL) throws -> [String] {
-        guard let data = FileManager.default.contents(atPath: url.path) else { throw ReadError(path: url.path) }
+        guard let data = try? readRegularFile(url.path, limit: maximumTextFileBytes) else { throw ReadError(path: url.path) }
         return parse(data)
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import NeuralCore
 
 /// The label lists an interrogator ranks, one for each role the reference's
 /// modes give them: classic mode names the best medium, artist, trending label
@@ -101,7 +102,7 @@ public struct LabelSet: Sendable, Equatable {
     /// - Throws: ``LoadError`` naming the file that is missing, malformed or empty.
     public init(directory: URL) throws {
         let index = directory.appendingPathComponent("label-set.json")
-        guard let data = FileManager.default.contents(atPath: index.path) else {
+        guard let data = try? readRegularFile(index.path, limit: Checkpoint.maximumJSONBytes) else {
             throw LoadError.missingIndex(path: index.path)
         }
         guard let object = try? JSONSerialization.jsonObject(with: data), let names = object as? [String: String] else {

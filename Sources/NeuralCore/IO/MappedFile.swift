@@ -66,6 +66,10 @@ public struct FileError: Error, CustomStringConvertible, Sendable {
     }
 }
 
+/// The largest tokenizer file, label list or other text file the library reads
+/// whole (256 MiB; real ones are a few MB).
+public let maximumTextFileBytes = 256 << 20
+
 /// Opens `path` for reading if it is a regular file. It is opened without
 /// blocking, so a FIFO or a device is refused instead of waiting for a writer
 /// or reading without end.

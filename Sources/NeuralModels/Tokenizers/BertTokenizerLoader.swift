@@ -1,4 +1,5 @@
 import Foundation
+import NeuralCore
 
 // Reading a checkpoint directory's tokenizer files for `BertTokenizer`.
 
@@ -197,13 +198,17 @@ extension BertTokenizer {
             return number.boolValue
         }
 
-        static func readObject(_ url: URL) throws -> [String: Any] {
-            let data: Data
+        /// The bytes of a tokenizer file (a regular file of at most ``maximumTextFileBytes``).
+        static func readFile(_ url: URL) throws -> Data {
             do {
-                data = try Data(contentsOf: url)
+                return try readRegularFile(url.path, limit: maximumTextFileBytes)
             } catch {
                 throw BertTokenizerError.unreadableFile(path: url.path, reason: "\(error)")
             }
+        }
+
+        static func readObject(_ url: URL) throws -> [String: Any] {
+            let data = try readFile(url)
             let object: Any
             do {
                 object = try JSONSerialization.jsonObject(with: data)
@@ -218,12 +223,7 @@ extension BertTokenizer {
 
         /// `vocab.txt`: one token per line, the line number is the id.
         static func readVocabulary(_ url: URL) throws -> [String] {
-            let data: Data
-            do {
-                data = try Data(contentsOf: url)
-            } catch {
-                throw BertTokenizerError.unreadableFile(path: url.path, reason: "\(error)")
-            }
+            let data = try readFile(url)
             var lines = data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
             if lines.last?.isEmpty == true { lines.removeLast() }
             return lines.map { String(decoding: $0, as: UTF8.self) }
