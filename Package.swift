@@ -115,7 +115,7 @@ let package = Package(
         ),
         .testTarget(
             name: "InterrogateCLITests",
-            dependencies: ["interrogate"],
+            dependencies: ["interrogate", "TestSupport"],
             path: "Tests/InterrogateCLITests",
             swiftSettings: swiftSettings
         ),
@@ -127,3 +127,16 @@ let package = Package(
         ),
     ]
 )
+
+// The libFuzzer harness (Tests/Fuzz/Sources), only when CLIP_INTERROGATOR_FUZZ is
+// set, as Tests/Fuzz/fuzz.sh builds it: with -sanitize=fuzzer, which supplies the
+// program's main, in its own scratch path (.build-fuzz).
+if Context.environment["CLIP_INTERROGATOR_FUZZ"] != nil {
+    package.products.append(.executable(name: "interrogate-fuzz", targets: ["interrogate-fuzz"]))
+    package.targets.append(.executableTarget(
+        name: "interrogate-fuzz",
+        dependencies: ["ClipInterrogator", "NeuralModels", "NeuralCore"],
+        path: "Tests/Fuzz/Sources",
+        swiftSettings: swiftSettings
+    ))
+}

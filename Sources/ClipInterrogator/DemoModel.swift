@@ -1,4 +1,5 @@
 import Foundation
+import HuggingFaceHub
 
 /// The demo model pair shipped in the repository's `Weights/demo`: a small CLIP
 /// and BLIP trained by `Weights/demo/train_demo.py` on a toy world of coloured
@@ -18,13 +19,15 @@ public enum DemoModel {
     public static var captionDirectory: URL { get throws { try directory.appendingPathComponent("blip") } }
     /// The demo label set (colours, shapes, styles, backgrounds, layouts).
     public static var labelDirectory: URL { get throws { try directory.appendingPathComponent("labels") } }
-    /// The model name the demo's label caches are filed under.
+    /// The stem of the name the demo's label caches are filed under: ``configuration()``
+    /// appends a fingerprint of the CLIP checkpoint (`demo-3f9a0c2b71d4`), so a
+    /// retrained demo never reuses the embeddings of the one before.
     public static let encoderName = "demo"
 
-    /// A configuration for the demo: its model name and label set, the
-    /// reference's defaults otherwise.
+    /// A configuration for the demo: its model name (``encoderName`` and the
+    /// checkpoint's fingerprint) and label set, the reference's defaults otherwise.
     public static func configuration() throws -> InterrogatorConfiguration {
-        var configuration = InterrogatorConfiguration(encoderName: encoderName)
+        var configuration = InterrogatorConfiguration(encoderName: "\(encoderName)-\(try ResolvedModel.fingerprint(of: clipDirectory))")
         configuration.labelSet = try LabelSet(directory: labelDirectory)
         return configuration
     }

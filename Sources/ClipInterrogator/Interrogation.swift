@@ -127,9 +127,13 @@ public enum InterrogatorError: Error, LocalizedError, Equatable, CustomStringCon
 extension Interrogator {
     /// The L2-normalised embedding of `images`: for several images, the mean
     /// of their normalised embeddings, normalised again (one prompt for all).
+    /// - Throws: ``InterrogatorError/noImages``, the encoder's errors,
+    ///   ``NonFiniteOutputError`` when the embedding is not finite.
     public func imageEmbedding(_ images: [RGBImage]) throws -> [Float] {
         guard !images.isEmpty else { throw InterrogatorError.noImages }
-        return try encoder.imageEmbedding(images)
+        let embedding = try encoder.imageEmbedding(images)
+        guard embedding.allSatisfy(\.isFinite) else { throw NonFiniteOutputError(output: "the image embedding") }
+        return embedding
     }
 
     /// The caption of `image`, reporting each generated token (a cancelled
@@ -183,11 +187,12 @@ extension Interrogator {
     /// Interrogates `images` (one prompt for all of them) in each of `modes`,
     /// from one caption and one image embedding: the images are captioned (when
     /// a mode needs it and no subject is given) and embedded (unless only
-    /// caption mode is asked for) once.
+    /// caption mode is asked for, without a negative prompt) once.
     public func interrogate(_ images: [RGBImage], modes: [InterrogationMode], options: InterrogationOptions = .init()) throws -> [InterrogationResult] {
         guard let first = images.first else { throw InterrogatorError.noImages }
         let caption = options.subject == nil && modes.contains(where: \.usesCaption) ? try self.caption(first) : nil
-        let embedding = modes.allSatisfy({ $0 == .caption }) ? [] : try imageEmbedding(images)
+        let needsEmbedding = options.includeNegative || modes.contains { $0 != .caption }
+        let embedding = needsEmbedding ? try imageEmbedding(images) : []
         let features = ImageFeatures(caption: caption, embedding: embedding)
         return try modes.map { try interrogate(features, mode: $0, options: options) }
     }
@@ -203,6 +208,7 @@ extension Interrogator {
         }
         if mode == .caption {
             result.prompt = result.caption
+            if options.includeNegative { result.negativePrompt = try negativePrompt(image: features.embedding, maxFlavors: options.maxFlavors) }
             return result
         }
         let image = features.embedding

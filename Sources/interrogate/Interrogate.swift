@@ -18,7 +18,8 @@ struct Interrogate: ParsableCommand {
             blip-base, blip-large).
 
             Exit status: 0 when every input succeeded; 1 when any input failed (a summary is \
-            printed to standard error); 64 for invalid arguments.
+            printed to standard error) or the run could not start; 64 for invalid arguments \
+            (including an --output that --resume cannot continue).
 
             Examples:
               interrogate --demo Docs/examples/a-red-square.png
@@ -101,10 +102,16 @@ struct Interrogate: ParsableCommand {
     @Flag(name: .long, help: "Also write each prompt to a .txt file next to its image.")
     var sidecar = false
 
-    @Option(name: .long, help: "Process only shard I of N of the images (1-based, e.g. 2/4); shards are disjoint and cover every image.")
+    @Flag(name: .long, help: "With --sidecar, replace .txt files that hold other text (by default they are kept and the image fails).")
+    var overwriteSidecars = false
+
+    // `.unconditional`: "-1/4" is taken as the value (and refused by validate())
+    // instead of as an unknown option.
+    @Option(name: .long, parsing: .unconditional,
+            help: "Process only shard I of N of the images (1-based, e.g. 2/4); shards are disjoint and cover every image.")
     var shard: String?
 
-    @Option(name: .long, help: "Threads for BLAS and the kernels (default: all cores).")
+    @Option(name: .long, parsing: .unconditional, help: "Threads for BLAS and the kernels (default: all cores).")
     var threads: Int?
 
     @Option(name: .long, help: "Directory for cached label embeddings (default: $XDG_CACHE_HOME/clip-interrogator-swift, else ~/.cache/clip-interrogator-swift).")
@@ -130,9 +137,24 @@ struct Interrogate: ParsableCommand {
                                      ("--flavor-intermediate-count", flavorIntermediateCount, 1)] where value < least {
             throw ValidationError("\(name) must be at least \(least)")
         }
-        if resume && output == nil { throw ValidationError("--resume needs --output FILE") }
-        if let shard, parseShard(shard) == nil { throw ValidationError("--shard takes I/N with 1 ≤ I ≤ N, e.g. 2/4") }
-        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        if resume && destination.output == nil { throw ValidationError("--resume needs --output FILE (or a --folder, whose desc.csv it continues)") }
+        if let shard, ImageInputs.parseShard(shard) == nil {
+            throw ValidationError("--shard takes I/N, two whole numbers with 1 ≤ I ≤ N, e.g. 2/4 (got '\(shard)')")
+        }
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1 (got \(threads))") }
+        if overwriteSidecars && !sidecar { throw ValidationError("--overwrite-sidecars goes with --sidecar") }
+        if resume && destination.format == .text {
+            throw ValidationError("--resume cannot read text output back (image names may hold \": \" or line breaks); use --format jsonl, csv or json")
+        }
+        for (option, model) in [("--clip", clip), ("--caption", caption)] {
+            guard let model else { continue }
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: model, isDirectory: &isDirectory) {
+                if !isDirectory.boolValue { throw ValidationError("\(option) \(model) is a file; give the model's folder (with config.json and model.safetensors)") }
+            } else if model.hasPrefix("/") || model.hasPrefix("./") || model.hasPrefix("../") || model.hasPrefix("~") || model.hasSuffix("/") {
+                throw ValidationError("\(option) \(model): no such folder")
+            }
+        }
         if demo && (clip != nil || caption != nil) { throw ValidationError("--demo picks both models; leave out --clip and --caption") }
         if combine && resume { throw ValidationError("--combine writes one result; --resume does not apply") }
     }
@@ -143,6 +165,18 @@ struct Interrogate: ParsableCommand {
             return
         }
         let items = try inputItems()
+        try checkOutputs(items)
+        // The output is opened (and locked, and a resumed file read) before the
+        // models load, so a refused file fails at once.
+        let (format, output) = destination
+        let writer: ResultWriter
+        do {
+            writer = try ResultWriter(format: format, url: output.map { URL(fileURLWithPath: $0) }, resume: resume,
+                                      singleImage: items.count == 1 || combine)
+        } catch let error as ResultWriterError {
+            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            throw error.isUsageError ? ExitCode.validationFailure : ExitCode.failure
+        }
         let display = quiet ? nil : ProgressDisplay()
         let interrupts = display.map(Self.eraseOnInterrupt)
         defer {
@@ -158,6 +192,9 @@ struct Interrogate: ParsableCommand {
         // The demo's few labels embed in milliseconds: no cache unless asked for.
         configuration.cacheDirectory = cacheDir.map { URL(fileURLWithPath: $0) } ?? (demo ? nil : LabelEmbeddingCache.defaultDirectory())
         if let display { configuration.progress = { display.library($0) } }
+        configuration.warnings = { warning in
+            if let display { display.message("warning: \(warning)") } else { FileHandle.standardError.write(Data("warning: \(warning)\n".utf8)) }
+        }
         if let labelSet { configuration.labelSet = try LabelSet(directory: URL(fileURLWithPath: labelSet)) }
         // Read the label lists now: missing data stops the run before its first image, not at each.
         if mode != .caption || negative { configuration.labelSet = try configuration.labelSet ?? LabelSet.reference() }
@@ -167,7 +204,7 @@ struct Interrogate: ParsableCommand {
             : try resolveModels(&configuration, needsCaption: needsCaption, display: display)
         let custom = try labels.map { path in
             (name: URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent,
-             labels: try LabelList.load(contentsOf: URL(fileURLWithPath: path)))
+             labels: try LabelList.loadLabels(contentsOf: URL(fileURLWithPath: path)))
         }
         let interrogator = try Interrogator.load(
             clipDirectory: clipDirectory, captionDirectory: captionDirectory,
@@ -178,12 +215,9 @@ struct Interrogate: ParsableCommand {
         options.includeNegative = negative
         options.minFlavors = minFlavors
         options.maxFlavors = maxFlavors
-        let (format, output) = destination
-        let writer = try ResultWriter(format: format, url: output.map { URL(fileURLWithPath: $0) }, resume: resume,
-                                      singleImage: items.count == 1 || combine)
         if output == nil { display?.captureStandardOutput() }
-        writer.writeHeaderIfNeeded()
         let runner = BatchRunner(interrogator: interrogator, mode: mode, options: options, sidecar: sidecar,
+                                 overwriteSidecars: overwriteSidecars,
                                  progress: display.map { display in { display.imageFinished(done: $0, total: $1, name: $2) } })
         display?.begin(images: combine ? 1 : items.count)
         let summary = combine ? runner.runCombined(items, writer: writer) : runner.run(items, writer: writer)
@@ -243,24 +277,41 @@ struct Interrogate: ParsableCommand {
         return (clipModel.directory, captionModel?.directory)
     }
 
-    /// The images to process, named as results will show them.
+    /// The images to process (listed files and the folder's, then the shard's
+    /// part of them), named as results will show them.
+    /// - Throws: `ValidationError` for a folder without images.
     func inputItems() throws -> [BatchItem] {
         var items = images.map { BatchItem(url: URL(fileURLWithPath: $0), name: $0) }
         if let folder {
             let root = URL(fileURLWithPath: folder)
-            var found = try ImageInputs.images(in: root, recursive: recursive)
-            if let shard, let (index, count) = parseShard(shard) {
-                found = ImageInputs.shard(found, index: index, of: count, relativeTo: root)
+            let found = try ImageInputs.images(in: root, recursive: recursive)
+            if found.isEmpty {
+                throw ValidationError("--folder \(folder) holds no .jpg, .jpeg or .png files" + (recursive ? "" : " (add --recursive for subfolders)"))
             }
             items += found.map { BatchItem(url: $0, name: ImageInputs.relativePath(of: $0, to: root)) }
+        }
+        if let shard, let (index, count) = ImageInputs.parseShard(shard) {
+            items = ImageInputs.shard(items, index: index, of: count)
+            if items.isEmpty && !quiet { FileHandle.standardError.write(Data("note: shard \(shard) holds none of the images\n".utf8)) }
         }
         return items
     }
 
-    func parseShard(_ text: String) -> (Int, Int)? {
-        let parts = text.split(separator: "/").compactMap { Int($0) }
-        guard parts.count == 2, parts[1] >= 1, (1...parts[1]).contains(parts[0]) else { return nil }
-        return (parts[0], parts[1])
+    /// Refuses outputs that would destroy inputs: an --output that is one of the
+    /// images (or one of their sidecars), and sidecars two images would share.
+    func checkOutputs(_ items: [BatchItem]) throws {
+        if let output = destination.output {
+            let url = URL(fileURLWithPath: output)
+            if let image = items.first(where: { ImageInputs.sameFile($0.url, url) }) {
+                throw ValidationError("--output \(output) is the input image \(image.name); it would be overwritten")
+            }
+            if sidecar, let image = items.first(where: { ImageInputs.sameFile($0.sidecarURL, url) }) {
+                throw ValidationError("--output \(output) is the sidecar of \(image.name); choose another file")
+            }
+        }
+        if sidecar, let clash = ImageInputs.sidecarCollisions(items).first {
+            throw ValidationError("--sidecar: \(clash.map(\.name).joined(separator: " and ")) would all write \(clash[0].sidecarURL.path)")
+        }
     }
 
     func report(_ summary: BatchSummary) {

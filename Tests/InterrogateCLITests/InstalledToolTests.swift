@@ -8,7 +8,7 @@ import XCTest
 extension CLITests {
     static let resourceBundle = "swift-clip-interrogator_ClipInterrogator.resources"
 
-    var modelArguments: [String] {
+    var installedRunArguments: [String] {
         ["--clip", Self.fixtures.appendingPathComponent("interrogator/clip").path,
          "--caption", Self.fixtures.appendingPathComponent("blip/tiny-base").path,
          "--cache-dir", Self.cache.path, "--offline", "--quiet", "--mode", "fast",
@@ -22,7 +22,7 @@ extension CLITests {
         try FileManager.default.copyItem(at: Self.executable, to: copy)
 
         // Alone: a clear error naming where it looked, not a crash.
-        let alone = try interrogate(modelArguments, models: false, executable: copy)
+        let alone = try interrogate(installedRunArguments, models: false, executable: copy)
         XCTAssertEqual(alone.status, 1, "an error exit, not a trap: \(alone.stderr)")
         XCTAssertTrue(alone.stderr.contains("the reference's label lists not found"), alone.stderr)
         XCTAssertTrue(alone.stderr.contains(bin.appendingPathComponent(Self.resourceBundle).path), alone.stderr)
@@ -35,8 +35,8 @@ extension CLITests {
                                          to: share.appendingPathComponent("labels"))
         let link = work.appendingPathComponent("interrogate-link")
         try FileManager.default.createSymbolicLink(at: link, withDestinationURL: copy)
-        let installed = try interrogate(modelArguments, models: false, executable: link)
-        let reference = try interrogate(Array(modelArguments.dropFirst(7)))
+        let installed = try interrogate(installedRunArguments, models: false, executable: link)
+        let reference = try interrogate(Array(installedRunArguments.dropFirst(7)))
         XCTAssertEqual(installed.status, 0, installed.stderr)
         XCTAssertEqual(installed.stdout, reference.stdout, "the installed copy gives the build's result")
         XCTAssertFalse(installed.stdout.isEmpty)

@@ -42,13 +42,47 @@ public enum ImageInputs {
         return !(FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) && isDirectory.boolValue)
     }
 
-    /// Shard `index` (1-based) of `count`: the images whose path relative to
-    /// `root` hashes (FNV-1a, 64-bit) to that shard. Deterministic on every
-    /// machine and stable when other files come and go; every image falls in
-    /// exactly one shard.
-    public static func shard(_ images: [URL], index: Int, of count: Int, relativeTo root: URL) -> [URL] {
+    /// Shard `index` (1-based) of `count`: the items whose name (the path
+    /// relative to the folder for folder images, the path as given for listed
+    /// files) hashes (FNV-1a, 64-bit) to that shard. Deterministic on every
+    /// machine and stable when other files come and go; every item falls in
+    /// exactly one shard. Requires `1 <= index <= count` (``parseShard(_:)``
+    /// gives only such pairs).
+    public static func shard(_ items: [BatchItem], index: Int, of count: Int) -> [BatchItem] {
         precondition(count >= 1 && (1...count).contains(index), "shard \(index)/\(count)")
-        return images.filter { Int(fnv1a(relativePath(of: $0, to: root)) % UInt64(count)) == index - 1 }
+        return items.filter { Int(fnv1a($0.name) % UInt64(count)) == index - 1 }
+    }
+
+    /// `I/N` as (I, N) when both are integers with `1 <= I <= N`; nil otherwise
+    /// (`1/x/4`, `-1/4`, `0/3`, `5/4`).
+    public static func parseShard(_ text: String) -> (index: Int, count: Int)? {
+        let parts = text.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 2, let index = Int(parts[0]), let count = Int(parts[1]), count >= 1, (1...count).contains(index)
+        else { return nil }
+        return (index, count)
+    }
+
+    /// Groups of items whose sidecars (``BatchItem/sidecarURL``) are one file
+    /// (`photo.png` and `photo.jpg` both write `photo.txt`), each group in input
+    /// order; empty when every sidecar is distinct.
+    public static func sidecarCollisions(_ items: [BatchItem]) -> [[BatchItem]] {
+        var groups: [String: [BatchItem]] = [:], order: [String] = []
+        for item in items {
+            let key = ResolvedPath.following(item.sidecarURL.path)
+            if groups[key] == nil { order.append(key) }
+            groups[key, default: []].append(item)
+        }
+        return order.compactMap { groups[$0]!.count > 1 ? groups[$0] : nil }
+    }
+
+    /// Whether `a` and `b` name the same file: the same inode when both exist,
+    /// else the same path once symbolic links are followed.
+    public static func sameFile(_ a: URL, _ b: URL) -> Bool {
+        var first = stat(), second = stat()
+        if stat(a.path, &first) == 0, stat(b.path, &second) == 0 {
+            return first.st_dev == second.st_dev && first.st_ino == second.st_ino
+        }
+        return ResolvedPath.following(a.path) == ResolvedPath.following(b.path)
     }
 
     /// `url`'s path relative to `root` (its full path when outside `root`).

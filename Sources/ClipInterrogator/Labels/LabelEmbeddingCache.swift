@@ -43,16 +43,17 @@ public struct LabelEmbeddingCache: Sendable {
     }
 
     /// The cached F16 embeddings of `table` when the file exists, is a valid
-    /// safetensors file with `embeds` `[labels.count, D]` and its `hash` matches
-    /// `labels`; nil otherwise (missing, corrupt or stale: the caller rebuilds).
+    /// safetensors file with `embeds` `[labels.count, D]` of finite values and its
+    /// `hash` (64 bytes) matches `labels`; nil otherwise (missing, corrupt or
+    /// stale: the caller rebuilds).
     public func load(table: String, labels: [String]) -> Tensor? {
         guard let file = try? SafeTensorsFile(contentsOf: fileURL(table: table)),
               let embeds = try? file.tensor("embeds"), let hash = try? file.tensor("hash"),
               embeds.shape.count == 2, embeds.shape[0] == labels.count, embeds.dtype.isFloatStorage,
-              hash.dtype == .i8 || hash.dtype == .u8
+              hash.dtype == .i8 || hash.dtype == .u8, hash.count == 64
         else { return nil }
         let expected = Array(Self.hash(of: labels).utf8).map(Int64.init)
-        guard hash.integers() == expected else { return nil }
+        guard hash.integers() == expected, embeds.isFinite else { return nil }
         return embeds
     }
 

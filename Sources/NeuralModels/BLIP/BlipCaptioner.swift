@@ -34,11 +34,26 @@ public struct BlipCaptioner: ImageCaptioning {
     /// Loads the model (strictly), the tokenizer and the image processor from a
     /// checkpoint directory, opened once.
     /// - Throws: `CheckpointError`, `WeightError`, ``BertTokenizerError``, the
-    ///   preprocessor config's errors.
+    ///   preprocessor config's errors; `CheckpointError.invalidValue(path:key:reason:)`
+    ///   when the tokenizer knows fewer ids than the model writes words with
+    ///   (`vocab_size`, less the decoder tokens from `bos_token_id` on): their
+    ///   words would vanish from captions.
     public init(directory: URL, options: GenerationOptions = GenerationOptions(), prompt: String? = nil) throws {
         let checkpoint = try Checkpoint(directory: directory)
         let model = try BlipForConditionalGeneration(checkpoint: checkpoint)
-        try self.init(model: model, tokenizer: BertTokenizer(directory: checkpoint.directory),
+        let tokenizer = try BertTokenizer(directory: checkpoint.directory)
+        // BLIP appends its decoder tokens ([DEC] = bos_token_id, [ENC]) after the
+        // WordPiece vocabulary, and the released tokenizers do not list them; every
+        // id below them is a word a caption may hold and the tokenizer must know.
+        let text = model.configuration.textConfig
+        let wordIds = min(text.vocabSize, text.bosTokenId.map { max($0, 0) } ?? text.vocabSize)
+        guard tokenizer.vocabularySize >= wordIds else {
+            throw CheckpointError.invalidValue(
+                path: checkpoint.directory.appendingPathComponent("config.json").path, key: "text_config.vocab_size",
+                reason: "the model writes token ids up to \(wordIds - 1), but the tokenizer files in the folder "
+                    + "(vocab.txt, tokenizer.json, added tokens) know only \(tokenizer.vocabularySize): captions would lose words")
+        }
+        try self.init(model: model, tokenizer: tokenizer,
                       processor: BlipImageProcessor(checkpoint: checkpoint, vision: model.configuration.visionConfig),
                       options: options, prompt: prompt)
     }

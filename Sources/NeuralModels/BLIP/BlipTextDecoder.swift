@@ -248,7 +248,8 @@ public struct BlipTextDecoder: Sendable {
     ///   - ids: `[R][T]` new tokens, one equal-length list per sequence of `state`.
     ///   - state: the sequences' caches, appended to.
     /// - Returns: `[R, vocabSize]` logits.
-    /// - Throws: ``ModelInputError``.
+    /// - Throws: ``ModelInputError``; ``NonFiniteOutputError`` when a logit is
+    ///   not finite (a caption picked from them would be noise).
     public func nextTokenLogits(_ ids: [[Int]], state: inout BlipDecoderState) throws -> Tensor {
         let (last, _) = try forward(ids, state: &state)
         let (rows, tokens, width) = (last.shape[0], last.shape[1], last.shape[2])
@@ -259,7 +260,9 @@ public struct BlipTextDecoder: Sendable {
                 }
             }
         }
-        return head(lastRows)
+        let logits = head(lastRows)
+        try NonFiniteOutputError.check(logits, "BLIP caption logits")
+        return logits
     }
 
     /// Teacher-forced decoding of whole sequences `ids` (`[N][T]`, sequence `n`
