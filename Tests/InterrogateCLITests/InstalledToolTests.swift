@@ -49,7 +49,7 @@ extension CLITests {
         XCTAssertEqual(run.stdout, "", "results go to the folder's desc.csv, as run_cli.py writes them")
         XCTAssertTrue(run.stderr.contains("desc.csv"), "says where the results went: \(run.stderr)")
         let rows = try String(contentsOf: folder.appendingPathComponent("desc.csv"), encoding: .utf8).components(separatedBy: "\r\n")
-        XCTAssertEqual(rows.first, "image,prompt")
+        XCTAssertEqual(rows.first, "image,prompt,error", "the reference's columns, then the error column of failed images")
         XCTAssertEqual(rows.filter { !$0.isEmpty }.count, 1 + 3)
 
         let image = Self.fixtures.appendingPathComponent("interrogator/images/image0.png").path
