@@ -5,8 +5,10 @@ import NeuralModels
 
 /// Stage 7: dataset throughput, images per hour in caption, fast and classic mode
 /// on the full-size synthetic ViT-L/14 + BLIP-large checkpoints of stage 6, with
-/// images captioned and embedded `batchSize` at a time (``Interrogator/features(ofEach:captioning:)``),
-/// then each image's prompt on its own, as a dataset run does. Run once per batch
+/// images captioned and embedded `batchSize` at a time, then each image's prompt
+/// on its own, as a dataset run (`BatchRunner`) does: ``Interrogator/prepare(_:captioning:embedding:)``
+/// and ``Interrogator/features(ofPrepared:)`` (here on one thread; the runner
+/// prepares the next images on a second). Run once per batch
 /// size, each in a fresh process, so the peak memory is that batch size's.
 enum Throughput {
     struct Row: Codable {
@@ -36,7 +38,8 @@ enum Throughput {
             let start = Date()
             for first in stride(from: 0, to: images.count, by: batchSize) {
                 let batch = Array(images[first..<min(first + batchSize, images.count)])
-                for features in try interrogator.features(ofEach: batch, captioning: mode.usesCaption) {
+                let prepared = try batch.map { try interrogator.prepare($0, captioning: mode.usesCaption, embedding: mode != .caption) }
+                for features in try interrogator.features(ofPrepared: prepared) {
                     _ = try interrogator.interrogate(features, mode: mode)
                 }
             }

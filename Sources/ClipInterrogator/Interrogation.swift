@@ -91,6 +91,26 @@ public struct ImageFeatures: Sendable, Codable, Equatable {
     }
 }
 
+/// An image prepared for the models (``Interrogator/prepare(_:captioning:embedding:)``):
+/// the encoder's input and, when it is to be captioned, the caption model's.
+public struct PreparedImage: Sendable {
+    /// The encoder's input, `[3, H, W]`; nil when the image is not embedded.
+    public let pixels: Tensor?
+    /// The caption model's input; nil when the image is not captioned.
+    public let caption: CaptionInput?
+
+    /// What the caption model takes.
+    public enum CaptionInput: Sendable {
+        /// Prepared pixels `[3, H, W]` (a ``PreparedImageCaptioning`` model).
+        case pixels(Tensor)
+        /// The decoded image (a model that prepares its own input).
+        case image(RGBImage)
+
+        var pixels: Tensor? { if case let .pixels(tensor) = self { tensor } else { nil } }
+        var image: RGBImage? { if case let .image(image) = self { image } else { nil } }
+    }
+}
+
 /// The outcome of an interrogation (`Interrogator`'s `interrogate` calls).
 public struct InterrogationResult: Sendable, Codable, Equatable {
     /// The mode run.
@@ -163,20 +183,61 @@ extension Interrogator {
     ///   - captioning: whether to caption them (false: captions are nil).
     /// - Returns: one ``ImageFeatures`` per image, in order.
     public func features(ofEach images: [RGBImage], captioning: Bool = true) throws -> [ImageFeatures] {
+        try features(ofPrepared: images.map { try prepare($0, captioning: captioning, embedding: true) })
+    }
+
+    /// `image` through the encoder's image processor (when `embedding`) and,
+    /// when `captioning` and the caption model can prepare images apart
+    /// (``PreparedImageCaptioning``), through its processor: the models' inputs,
+    /// fixed in size (a few MB) and computable on another thread while a batch runs.
+    /// - Parameters:
+    ///   - image: the decoded image.
+    ///   - captioning: whether the image will be captioned.
+    ///   - embedding: whether it will be embedded (every mode but caption mode
+    ///     without a negative prompt needs that).
+    /// - Returns: the prepared image.
+    /// - Throws: the processors' errors.
+    public func prepare(_ image: RGBImage, captioning: Bool, embedding: Bool) throws -> PreparedImage {
+        let caption: PreparedImage.CaptionInput?
+        switch (captioning, captioner) {
+        case (false, _), (true, nil): caption = nil
+        case let (true, model as any PreparedImageCaptioning): caption = .pixels(try model.imageProcessor(image))
+        case (true, _): caption = .image(image)
+        }
+        return PreparedImage(pixels: embedding ? try encoder.imageProcessor(image) : nil, caption: caption)
+    }
+
+    /// The features of prepared images (``prepare(_:captioning:embedding:)``),
+    /// each on its own, in one batch through each model; equal to ``features(of:)``
+    /// of each image alone. Images prepared without captioning get no caption,
+    /// without embedding an empty embedding (as caption mode does).
+    /// - Parameter images: the prepared images.
+    /// - Returns: one ``ImageFeatures`` per image, in order.
+    /// - Throws: the models' errors; a cancellation from the call's progress.
+    public func features(ofPrepared images: [PreparedImage]) throws -> [ImageFeatures] {
         guard !images.isEmpty else { return [] }
-        let captions: [String?]
-        if captioning, let captioner {
-            captions = try captioner.captions(images, maxTokens: configuration.captionMaxLength) { done, total in
-                try self.report(.captioning(token: done, maxTokens: total))
+        var captions = [String?](repeating: nil, count: images.count)
+        let captioned = images.indices.filter { images[$0].caption != nil }
+        if let captioner, !captioned.isEmpty {
+            let report: @Sendable (Int, Int) throws -> Void = { done, total in try self.report(.captioning(token: done, maxTokens: total)) }
+            let maxTokens = configuration.captionMaxLength
+            let texts: [String]
+            if let prepared = captioner as? any PreparedImageCaptioning, case .pixels = images[captioned[0]].caption {
+                texts = try prepared.captions(pixels: Tensor(stacking: captioned.map { images[$0].caption!.pixels! }),
+                                              maxTokens: maxTokens, progress: report)
+            } else {
+                texts = try captioner.captions(captioned.map { images[$0].caption!.image! }, maxTokens: maxTokens, progress: report)
             }
-        } else {
-            captions = Array(repeating: nil, count: images.count)
+            for (index, text) in zip(captioned, texts) { captions[index] = text }
         }
-        let d = encoder.embeddingDimension
-        let embeddings = try encoder.imageEmbeddings(encoder.imageProcessor.batch(images)).floats()
-        return captions.enumerated().map { i, caption in
-            ImageFeatures(caption: caption, embedding: Array(embeddings[(i * d)..<((i + 1) * d)]))
+        var embeddings = [[Float]](repeating: [], count: images.count)
+        let embedded = images.indices.filter { images[$0].pixels != nil }
+        if !embedded.isEmpty {
+            let d = encoder.embeddingDimension
+            let rows = try encoder.imageEmbeddings(Tensor(stacking: embedded.map { images[$0].pixels! })).floats()
+            for (row, index) in embedded.enumerated() { embeddings[index] = Array(rows[(row * d)..<((row + 1) * d)]) }
         }
+        return zip(captions, embeddings).map { ImageFeatures(caption: $0, embedding: $1) }
     }
 
     /// Interrogates `images` (one prompt for all of them) in `mode`.

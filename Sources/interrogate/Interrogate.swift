@@ -6,8 +6,21 @@ import NeuralCore
 import NeuralModels
 
 /// The `interrogate` command: a thin shell over the ClipInterrogator library.
+/// `interrogate merge …` runs ``Merge`` instead.
 @main
 struct Interrogate: ParsableCommand {
+    /// Runs `interrogate merge` when the first argument is `merge` (the
+    /// command's own arguments are image files, which would take the word), else
+    /// the interrogation.
+    static func main() {
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        if arguments.first == "merge" {
+            Merge.main(Array(arguments.dropFirst()))
+        } else {
+            main(arguments)
+        }
+    }
+
     static let configuration = CommandConfiguration(
         commandName: "interrogate",
         abstract: "Turn images into text-to-image prompts (CLIP Interrogator in Swift).",
@@ -30,23 +43,22 @@ struct Interrogate: ParsableCommand {
               interrogate --folder ~/Pictures --recursive --format csv --output desc.csv --resume
               interrogate --mode analyze --clip ViT-B-32/openai photo.png
               interrogate --subject "a castle on a hill" --mode best photo.jpg
-            See Docs/cli.md for every option.
+              interrogate --webdataset 'shards/{00000..00099}.tar' --shard auto --shard-count 16 \\
+                          --mode caption --format jsonl --output captions.jsonl --resume
+              interrogate merge --webdataset 'shards/{00000..00099}.tar' --output captions.jsonl captions-*-of-00016.jsonl
+            'interrogate merge --help' describes merging the outputs of a sharded run.
+            See Docs/cli.md for every option, Docs/scale.md for datasets on Kubernetes and Slurm.
             """
     )
 
     @Argument(help: "Image files (JPEG or PNG).")
     var images: [String] = []
 
-    @Option(name: [.customShort("i"), .long], help: "An image file (repeatable; as the reference's run_cli.py -i).")
-    var image: [String] = []
+    @OptionGroup(title: "Inputs")
+    var inputs: InputOptions
 
-    @Option(name: [.customShort("f"), .long], help: ArgumentHelp(
-        "Interrogate every .jpg/.jpeg/.png in this folder (any letter case).",
-        discussion: "Without --output and --format the results go to DIR/desc.csv, as the reference's run_cli.py writes them."))
-    var folder: String?
-
-    @Flag(name: .long, help: "With --folder, include subfolders.")
-    var recursive = false
+    @Option(name: .long, help: "Images captioned and embedded together (default 8); the next ones are prepared meanwhile.")
+    var batchSize = 8
 
     @Option(name: [.customShort("m"), .long], help: "best, turbo, classic, fast, negative, caption or analyze.")
     var mode: InterrogationMode = .best
@@ -107,9 +119,13 @@ struct Interrogate: ParsableCommand {
 
     // `.unconditional`: "-1/4" is taken as the value (and refused by validate())
     // instead of as an unknown option.
-    @Option(name: .long, parsing: .unconditional,
-            help: "Process only shard I of N of the images (1-based, e.g. 2/4); shards are disjoint and cover every image.")
+    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp(
+        "Process only shard I of N of the images (1-based, e.g. 2/4), or 'auto': the Slurm array task or Kubernetes Indexed Job's completion index.",
+        discussion: "Shards are disjoint and cover every image. With --output FILE each shard writes FILE-<index>-of-<N> (0-based index); 'interrogate merge' combines them."))
     var shard: String?
+
+    @Option(name: .long, help: "With --shard auto: the number of shards (a Kubernetes Indexed Job's completions; optional under Slurm).")
+    var shardCount: Int?
 
     @Option(name: .long, parsing: .unconditional, help: "Threads for BLAS and the kernels (default: all cores).")
     var threads: Int?
@@ -128,9 +144,11 @@ struct Interrogate: ParsableCommand {
 
     mutating func validate() throws {
         if version { return }
-        images += image
-        image = []
-        if images.isEmpty && folder == nil { throw ValidationError("give image files or --folder DIR") }
+        inputs.image = images + inputs.image
+        images = []
+        if inputs.isEmpty { throw ValidationError("give image files, --folder DIR, --files-from FILE or --webdataset SHARDS") }
+        if batchSize < 1 { throw ValidationError("--batch-size must be at least 1 (got \(batchSize))") }
+        if sidecar && !inputs.webdataset.isEmpty { throw ValidationError("--sidecar writes beside image files; WebDataset samples have none") }
         // As in the reference, --min-flavors above --max-flavors is no error: the chain stops at the maximum.
         for (name, value, least) in [("--min-flavors", minFlavors, 0), ("--max-flavors", maxFlavors, 1),
                                      ("--caption-max-length", captionMaxLength, 1), ("--chunk-size", chunkSize, 1),
@@ -138,8 +156,11 @@ struct Interrogate: ParsableCommand {
             throw ValidationError("\(name) must be at least \(least)")
         }
         if resume && destination.output == nil { throw ValidationError("--resume needs --output FILE (or a --folder, whose desc.csv it continues)") }
-        if let shard, ImageInputs.parseShard(shard) == nil {
-            throw ValidationError("--shard takes I/N, two whole numbers with 1 ≤ I ≤ N, e.g. 2/4 (got '\(shard)')")
+        if let shard, shard != "auto", (try? Shard(parsing: shard)) == nil {
+            throw ValidationError("--shard takes I/N, two whole numbers with 1 ≤ I ≤ N, e.g. 2/4, or auto (got '\(shard)')")
+        }
+        if let shardCount, shard != "auto" || shardCount < 1 {
+            throw ValidationError(shardCount < 1 ? "--shard-count must be at least 1" : "--shard-count goes with --shard auto")
         }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1 (got \(threads))") }
         if overwriteSidecars && !sidecar { throw ValidationError("--overwrite-sidecars goes with --sidecar") }
@@ -164,11 +185,12 @@ struct Interrogate: ParsableCommand {
             print("interrogate \(Interrogator.version)\nBLAS: \(Threading.blasDescription)")
             return
         }
-        let items = try inputItems()
-        try checkOutputs(items)
+        let shard = try assignedShard()
+        let items = try inputItems(shard: shard)
+        let (format, output) = destination(shard: shard)
+        try checkOutputs(items, output: output)
         // The output is opened (and locked, and a resumed file read) before the
         // models load, so a refused file fails at once.
-        let (format, output) = destination
         let writer: ResultWriter
         do {
             writer = try ResultWriter(format: format, url: output.map { URL(fileURLWithPath: $0) }, resume: resume,
@@ -217,7 +239,7 @@ struct Interrogate: ParsableCommand {
         options.maxFlavors = maxFlavors
         if output == nil { display?.captureStandardOutput() }
         let runner = BatchRunner(interrogator: interrogator, mode: mode, options: options, sidecar: sidecar,
-                                 overwriteSidecars: overwriteSidecars,
+                                 overwriteSidecars: overwriteSidecars, batchSize: batchSize,
                                  progress: display.map { display in { display.imageFinished(done: $0, total: $1, name: $2) } })
         display?.begin(images: combine ? 1 : items.count)
         let summary = combine ? runner.runCombined(items, writer: writer) : runner.run(items, writer: writer)
@@ -233,10 +255,30 @@ struct Interrogate: ParsableCommand {
     /// The format and file results go to: as given; for a folder with neither,
     /// `DIR/desc.csv` in CSV, as the reference's run_cli.py writes it.
     var destination: (format: OutputFormat, output: String?) {
-        if let folder, format == nil, output == nil {
+        if let folder = inputs.folder, format == nil, output == nil {
             return (.csv, URL(fileURLWithPath: folder).appendingPathComponent("desc.csv").path)
         }
         return (format ?? .text, output)
+    }
+
+    /// ``destination`` with a shard's own file (`NAME-00003-of-00016.EXT`) for a
+    /// sharded run writing to a regular file.
+    func destination(shard: Shard?) -> (format: OutputFormat, output: String?) {
+        let (format, output) = destination
+        guard let shard, let output, !output.hasPrefix("/dev/") else { return (format, output) }
+        return (format, shard.outputURL(for: URL(fileURLWithPath: output)).path)
+    }
+
+    /// The shard this process works on: none, `--shard I/N`, or `--shard auto`
+    /// from the engine's environment (Slurm array, Kubernetes Indexed Job).
+    /// - Throws: `ValidationError` naming what is missing or inconsistent.
+    func assignedShard() throws -> Shard? {
+        guard let shard else { return nil }
+        do {
+            return shard == "auto" ? try Shard.fromEnvironment(count: shardCount) : try Shard(parsing: shard)
+        } catch {
+            throw ValidationError("\(error)")
+        }
     }
 
     /// On Ctrl-C or SIGTERM, erases the progress display and hands standard
@@ -277,21 +319,13 @@ struct Interrogate: ParsableCommand {
         return (clipModel.directory, captionModel?.directory)
     }
 
-    /// The images to process (listed files and the folder's, then the shard's
-    /// part of them), named as results will show them.
+    /// The images to process (then the shard's part of them), named as results
+    /// will show them.
     /// - Throws: `ValidationError` for a folder without images.
-    func inputItems() throws -> [BatchItem] {
-        var items = images.map { BatchItem(url: URL(fileURLWithPath: $0), name: $0) }
-        if let folder {
-            let root = URL(fileURLWithPath: folder)
-            let found = try ImageInputs.images(in: root, recursive: recursive)
-            if found.isEmpty {
-                throw ValidationError("--folder \(folder) holds no .jpg, .jpeg or .png files" + (recursive ? "" : " (add --recursive for subfolders)"))
-            }
-            items += found.map { BatchItem(url: $0, name: ImageInputs.relativePath(of: $0, to: root)) }
-        }
-        if let shard, let (index, count) = ImageInputs.parseShard(shard) {
-            items = ImageInputs.shard(items, index: index, of: count)
+    func inputItems(shard: Shard?) throws -> [BatchItem] {
+        var items = try inputs.items()
+        if let shard {
+            items = shard.select(items)
             if items.isEmpty && !quiet { FileHandle.standardError.write(Data("note: shard \(shard) holds none of the images\n".utf8)) }
         }
         return items
@@ -299,8 +333,8 @@ struct Interrogate: ParsableCommand {
 
     /// Refuses outputs that would destroy inputs: an --output that is one of the
     /// images (or one of their sidecars), and sidecars two images would share.
-    func checkOutputs(_ items: [BatchItem]) throws {
-        if let output = destination.output {
+    func checkOutputs(_ items: [BatchItem], output: String?) throws {
+        if let output {
             let url = URL(fileURLWithPath: output)
             if let image = items.first(where: { ImageInputs.sameFile($0.url, url) }) {
                 throw ValidationError("--output \(output) is the input image \(image.name); it would be overwritten")

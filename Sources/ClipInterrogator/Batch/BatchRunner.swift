@@ -4,15 +4,79 @@ import NeuralModels
 
 /// One input of a batch: where the image is and how results name it.
 public struct BatchItem: Sendable, Equatable {
-    /// The image file.
+    /// The image file, or the WebDataset shard (tar file) that holds it.
     public let url: URL
-    /// The name written to the results (relative to the folder for folder runs).
+    /// The name written to the results (relative to the folder for folder runs;
+    /// the sample key for WebDataset samples).
     public let name: String
+    /// Where in the shard `url` the image's bytes are, for a WebDataset sample.
+    public let member: Member?
+    /// Why the item cannot be read, for an input found unreadable while listing
+    /// (a WebDataset shard with a corrupt header): it is reported as a failure.
+    public let failure: String?
 
-    /// An item for `url`, named `name`.
+    /// A member's bytes in a tar file.
+    public struct Member: Sendable, Equatable {
+        /// The first byte.
+        public let offset: Int
+        /// The size in bytes.
+        public let size: Int
+    }
+
+    /// An item for the image file `url`, named `name`.
     public init(url: URL, name: String) {
         self.url = url
         self.name = name
+        member = nil
+        failure = nil
+    }
+
+    /// A WebDataset sample of `shard`: its image member, named by the sample `key`.
+    public init(shard: URL, key: String, member: Member) {
+        url = shard
+        name = key
+        self.member = member
+        failure = nil
+    }
+
+    /// An input found unreadable while listing, named `name`, failing with `reason`.
+    public init(unreadable url: URL, name: String, reason: String) {
+        self.url = url
+        self.name = name
+        member = nil
+        failure = reason
+    }
+
+    /// An input that could not be listed.
+    public struct Unreadable: Error, CustomStringConvertible, LocalizedError, Sendable {
+        /// Why.
+        public let description: String
+        /// The same as ``description``.
+        public var errorDescription: String? { description }
+    }
+
+    /// The decoded image: the file's, or the shard member's (refused unread when
+    /// it claims more than ``TarReader/maximumMemberBytes``).
+    /// - Throws: the file's and the decoder's errors (typed, naming the file).
+    public func loadImage() throws -> RGBImage {
+        if let failure { throw Unreadable(description: failure) }
+        guard let member else { return try ImageDecoder.decode(contentsOf: url) }
+        guard member.size <= TarReader.maximumMemberBytes else {
+            throw WebDataset.SampleError(description: "\(url.lastPathComponent): sample \(name): \(member.size) bytes, "
+                                             + "over the \(TarReader.maximumMemberBytes >> 20) MiB member limit")
+        }
+        let handle = try FileHandle(forReadingFrom: url)
+        defer { try? handle.close() }
+        try handle.seek(toOffset: UInt64(member.offset))
+        let data = try handle.read(upToCount: member.size) ?? Data()
+        guard data.count == member.size else {
+            throw WebDataset.SampleError(description: "\(url.lastPathComponent): sample \(name) is truncated")
+        }
+        do {
+            return try ImageDecoder.decode(data: data)
+        } catch {
+            throw WebDataset.SampleError(description: "\(url.lastPathComponent): sample \(name): \(error)")
+        }
     }
 
     /// The `.txt` file beside the image that ``BatchRunner`` writes its prompt to
@@ -70,41 +134,76 @@ public struct BatchRunner {
     /// (by default such a file, e.g. the user's own caption, is kept and the
     /// image fails).
     public let overwriteSidecars: Bool
+    /// Images captioned and embedded together (at least 1).
+    public let batchSize: Int
     /// Receives (images finished, images to do, the image just finished).
     public let progress: ((Int, Int, String) -> Void)?
 
-    /// A runner for `interrogator` in `mode`.
+    /// A runner for `interrogator` in `mode`, `batchSize` images at a time.
     public init(interrogator: Interrogator, mode: InterrogationMode, options: InterrogationOptions = .init(),
-                sidecar: Bool = false, overwriteSidecars: Bool = false, progress: ((Int, Int, String) -> Void)? = nil) {
+                sidecar: Bool = false, overwriteSidecars: Bool = false, batchSize: Int = 1,
+                progress: ((Int, Int, String) -> Void)? = nil) {
         self.interrogator = interrogator
         self.mode = mode
         self.options = options
         self.sidecar = sidecar
         self.overwriteSidecars = overwriteSidecars
+        self.batchSize = max(1, batchSize)
         self.progress = progress
     }
 
-    /// Interrogates each item on its own, writing its record as it finishes: the
-    /// sidecar first, then the record, so a record always means the image is
-    /// done (a failed sidecar makes an error record, and resuming retries it).
+    /// Interrogates each item on its own, writing records in item order as they
+    /// finish: the sidecar first, then the record, so a record always means the
+    /// image is done (a failed sidecar makes an error record, and resuming
+    /// retries it).
+    ///
+    /// Images are captioned and embedded ``batchSize`` at a time
+    /// (``Interrogator/features(ofPrepared:)``; each result equals the image's
+    /// alone), while a second thread decodes and prepares the next ones. Memory
+    /// in flight: at most 3 × ``batchSize`` prepared images (the models' inputs,
+    /// e.g. 2.4 MB each for ViT-L/14 + BLIP-large) and one decoded image.
     public func run(_ items: [BatchItem], writer: ResultWriter) -> BatchSummary {
         var summary = BatchSummary()
         let done = writer.completedImages
         let todo = items.filter { !done.contains($0.name) }
         summary.skipped = items.count - todo.count
-        for (index, item) in todo.enumerated() {
-            do {
-                let image = try ImageDecoder.decode(contentsOf: item.url)
-                let record = BatchRecord(image: item.name, result: try interrogator.interrogate([image], mode: mode, options: options))
-                if sidecar { try writeSidecar(record.summary, to: item.sidecarURL) }
-                try writer.write(record)
-                summary.succeeded += 1
-            } catch {
-                fail(item.name, error, writer: writer, &summary)
+        let captioning = options.subject == nil && mode.usesCaption
+        let embedding = mode != .caption || options.includeNegative
+        let interrogator = interrogator
+        let prepared = Prefetcher(items: todo, capacity: 2 * batchSize) { item in
+            try interrogator.prepare(item.loadImage(), captioning: captioning, embedding: embedding)
+        }
+        defer { prepared.stop() }
+        var finished = 0
+        for start in stride(from: 0, to: todo.count, by: batchSize) {
+            let batch = Array(todo[start..<min(start + batchSize, todo.count)])
+            let inputs = batch.map { _ in prepared.next() }
+            for (item, outcome) in zip(batch, features(of: inputs)) {
+                do {
+                    let record = BatchRecord(image: item.name, result: try interrogator.interrogate(outcome.get(), mode: mode, options: options))
+                    if sidecar { try writeSidecar(record.summary, to: item.sidecarURL) }
+                    try writer.write(record)
+                    summary.succeeded += 1
+                } catch {
+                    fail(item.name, error, writer: writer, &summary)
+                }
+                finished += 1
+                progress?(finished, todo.count, item.name)
             }
-            progress?(index + 1, todo.count, item.name)
         }
         return summary
+    }
+
+    /// The features of a batch's prepared images, in one batch when every image
+    /// goes through; else image by image, so one image's failure (a
+    /// non-finite output) stays its own.
+    private func features(of inputs: [Result<PreparedImage, any Error>]) -> [Result<ImageFeatures, any Error>] {
+        let ready = inputs.compactMap { try? $0.get() }
+        if let batch = try? interrogator.features(ofPrepared: ready) {
+            var next = batch.makeIterator()
+            return inputs.map { input in input.map { _ in next.next()! } }
+        }
+        return inputs.map { input in input.flatMap { image in Result { try interrogator.features(ofPrepared: [image])[0] } } }
     }
 
     /// Interrogates all items together (one prompt for the mean of their

@@ -34,32 +34,44 @@ public enum ImageInputs {
         return found.map(\.standardizedFileURL).sorted { $0.path < $1.path }
     }
 
+    /// The files a list names, one path per line (as `--files-from` takes them):
+    /// line ends `\n` or `\r\n`, blank lines skipped, each named as written.
+    public static func files(listedIn text: String) -> [BatchItem] {
+        text.split(omittingEmptySubsequences: true, whereSeparator: { $0 == "\n" || $0 == "\r\n" }).compactMap { line in
+            let path = line.hasSuffix("\r") ? String(line.dropLast()) : String(line)
+            return path.isEmpty ? nil : BatchItem(url: URL(fileURLWithPath: path), name: path)
+        }
+    }
+
+    /// The samples of the WebDataset shards `patterns` name (brace patterns,
+    /// ``WebDataset/expand(_:)``), shard after shard, each named by its key. A
+    /// shard that cannot be opened, or whose listing stops at a corrupt header,
+    /// adds an unreadable item named after the shard (its path as expanded), so
+    /// the run reports it and a merge expects it.
+    /// - Throws: ``WebDataset/PatternError`` for a malformed pattern.
+    public static func webDatasetItems(_ patterns: [String]) throws -> [BatchItem] {
+        var items: [BatchItem] = []
+        for pattern in patterns {
+            for path in try WebDataset.expand(pattern) {
+                let url = URL(fileURLWithPath: path)
+                do {
+                    let (samples, error) = try WebDataset.items(in: url)
+                    items += samples
+                    if let error { items.append(BatchItem(unreadable: url, name: path, reason: error.description)) }
+                } catch {
+                    items.append(BatchItem(unreadable: url, name: path, reason: "\(path): \(error)"))
+                }
+            }
+        }
+        return items
+    }
+
     /// Entries with an image extension that are not folders (unreadable files and
     /// broken links are kept, so the batch reports them instead of hiding them).
     static func isImage(_ url: URL) -> Bool {
         guard extensions.contains(url.pathExtension.lowercased()) else { return false }
         var isDirectory: ObjCBool = false
         return !(FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) && isDirectory.boolValue)
-    }
-
-    /// Shard `index` (1-based) of `count`: the items whose name (the path
-    /// relative to the folder for folder images, the path as given for listed
-    /// files) hashes (FNV-1a, 64-bit) to that shard. Deterministic on every
-    /// machine and stable when other files come and go; every item falls in
-    /// exactly one shard. Requires `1 <= index <= count` (``parseShard(_:)``
-    /// gives only such pairs).
-    public static func shard(_ items: [BatchItem], index: Int, of count: Int) -> [BatchItem] {
-        precondition(count >= 1 && (1...count).contains(index), "shard \(index)/\(count)")
-        return items.filter { Int(fnv1a($0.name) % UInt64(count)) == index - 1 }
-    }
-
-    /// `I/N` as (I, N) when both are integers with `1 <= I <= N`; nil otherwise
-    /// (`1/x/4`, `-1/4`, `0/3`, `5/4`).
-    public static func parseShard(_ text: String) -> (index: Int, count: Int)? {
-        let parts = text.split(separator: "/", omittingEmptySubsequences: false)
-        guard parts.count == 2, let index = Int(parts[0]), let count = Int(parts[1]), count >= 1, (1...count).contains(index)
-        else { return nil }
-        return (index, count)
     }
 
     /// Groups of items whose sidecars (``BatchItem/sidecarURL``) are one file
@@ -90,14 +102,5 @@ public enum ImageInputs {
         let base = root.standardizedFileURL.path.hasSuffix("/") ? root.standardizedFileURL.path : root.standardizedFileURL.path + "/"
         let path = url.standardizedFileURL.path
         return path.hasPrefix(base) ? String(path.dropFirst(base.count)) : path
-    }
-
-    static func fnv1a(_ text: String) -> UInt64 {
-        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
-        for byte in text.utf8 {
-            hash ^= UInt64(byte)
-            hash = hash &* 0x100_0000_01B3
-        }
-        return hash
     }
 }

@@ -8,7 +8,7 @@ import NeuralCore
 /// ``BlipForConditionalGeneration``, its WordPiece tokenizer and its image
 /// processor, with prompts encoded like `BlipProcessor` and captions decoded with
 /// `skip_special_tokens` and stripped of surrounding whitespace.
-public struct BlipCaptioner: ImageCaptioning {
+public struct BlipCaptioner: PreparedImageCaptioning {
     /// The model.
     public let model: BlipForConditionalGeneration
     /// The tokenizer (`vocab.txt` / `tokenizer.json` of the checkpoint).
@@ -113,10 +113,24 @@ public struct BlipCaptioner: ImageCaptioning {
     /// - Throws: ``ImagePreprocessingError``, ``ModelInputError``, ``GenerationError``, `progress`'s errors.
     public func captions(_ images: [RGBImage], maxTokens: Int, progress: (@Sendable (Int, Int) throws -> Void)?) throws -> [String] {
         guard !images.isEmpty else { return [] }
+        return try captions(pixels: processor.batch(images), maxTokens: maxTokens, progress: progress)
+    }
+
+    /// The BLIP image processor.
+    public var imageProcessor: any ImageProcessor { processor }
+
+    /// Captions for images already through ``processor`` (`[B, 3, H, W]`), in one batch.
+    /// - Parameters:
+    ///   - pixels: the prepared images.
+    ///   - maxTokens: the most new tokens (replaces the options' `maxNewTokens`).
+    ///   - progress: receives (decoder steps so far, `maxTokens`) after each
+    ///     step; what it throws stops generation and is rethrown.
+    /// - Returns: one caption per image, in order.
+    /// - Throws: ``ModelInputError``, ``GenerationError``, `progress`'s errors.
+    public func captions(pixels: Tensor, maxTokens: Int, progress: (@Sendable (Int, Int) throws -> Void)?) throws -> [String] {
         var options = self.options
         options.maxNewTokens = maxTokens
         var trace = GenerationTrace { calls in try progress?(min(calls, maxTokens), maxTokens) }
-        return try model.generate(pixelValues: processor.batch(images), decoderPrompt: decoderPrompt(prompt),
-                                  options: options, trace: &trace).map(decode)
+        return try model.generate(pixelValues: pixels, decoderPrompt: decoderPrompt(prompt), options: options, trace: &trace).map(decode)
     }
 }
