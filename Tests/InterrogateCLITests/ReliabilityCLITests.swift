@@ -25,13 +25,15 @@ extension CLITests {
     /// Records reach a pipe as each image finishes (stdout was block-buffered:
     /// `| jq` and an interrupted `> out.jsonl` saw nothing until the end). The
     /// first image is small, the second a 6000 × 6000 PNG that takes a while:
-    /// the first record must arrive while the run is still busy with it.
+    /// the first record must arrive while the run is still busy with it (one
+    /// image per batch: a batch's records are written together, as it finishes).
     func testRecordsStreamThroughAPipeAsTheyFinish() throws {
         let folder = try imageFolder(1)
         try Data(PNGBuilder.gray(width: 6000, height: 6000)).write(to: folder.appendingPathComponent("slow.png"))
         let process = Process()
         process.executableURL = Self.executable
-        process.arguments = ["--folder", folder.path, "--mode", "caption", "--format", "jsonl", "--quiet"] + modelArguments
+        process.arguments = ["--folder", folder.path, "--mode", "caption", "--format", "jsonl", "--quiet", "--batch-size", "1"]
+            + modelArguments
         let out = Pipe()
         process.standardOutput = out
         process.standardError = FileHandle.nullDevice

@@ -172,5 +172,42 @@ final class ScaleCLITests: XCTestCase {
         XCTAssertEqual(names, list)
     }
 
+    /// Workers share models and label caches on a read-only volume: a complete
+    /// cache folder that cannot be written is used as it is, without a write
+    /// attempt or a warning (checked as a user who cannot write it).
+    func testAReadOnlyCompleteCacheIsUsedWithoutWriting() throws {
+        let cache = work.appendingPathComponent("cache")
+        let image = Self.demoImages.appendingPathComponent("00.png").path
+        let arguments = ["--demo", "--mode", "fast", "--cache-dir", cache.path, image]
+        let filled = process(arguments)
+        let first = Pipe()
+        filled.standardOutput = first
+        try filled.run()
+        let expected = first.fileHandleForReading.readDataToEndOfFile()
+        filled.waitUntilExit()
+        XCTAssertEqual(filled.terminationStatus, 0)
+        let files = try FileManager.default.contentsOfDirectory(atPath: cache.path)
+        XCTAssertFalse(files.isEmpty, "the first run filled the cache")
+        for file in files { try FileManager.default.setAttributes([.posixPermissions: 0o444], ofItemAtPath: cache.appendingPathComponent(file).path) }
+        try FileManager.default.setAttributes([.posixPermissions: 0o555], ofItemAtPath: cache.path)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: work.path)
+        defer { try? FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: cache.path) }
+        // Root writes anywhere: then the second run is nobody's.
+        let asNobody = getuid() == 0
+        let reader = asNobody ? process(["--reuid=65534", "--regid=65534", "--clear-groups", CLITests.executable.path] + arguments)
+            : process(arguments)
+        if asNobody { reader.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv") }
+        reader.environment?["HOME"] = "/nonexistent"
+        let out = Pipe(), err = Pipe()
+        reader.standardOutput = out
+        reader.standardError = err
+        try reader.run()
+        let output = out.fileHandleForReading.readDataToEndOfFile(), errors = err.fileHandleForReading.readDataToEndOfFile()
+        reader.waitUntilExit()
+        XCTAssertEqual(reader.terminationStatus, 0, String(decoding: errors, as: UTF8.self))
+        XCTAssertEqual(output, expected)
+        XCTAssertFalse(String(decoding: errors, as: UTF8.self).contains("warning"), String(decoding: errors, as: UTF8.self))
+    }
+
     static var demoImages: URL { CLITests.fixtures.appendingPathComponent("demo/heldout") }
 }
