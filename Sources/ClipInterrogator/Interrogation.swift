@@ -101,7 +101,7 @@ public struct PreparedImage: Sendable {
 
     /// What the caption model takes.
     public enum CaptionInput: Sendable {
-        /// Prepared pixels `[3, H, W]` (a ``PreparedImageCaptioning`` model).
+        /// Prepared pixels `[3, H, W]` (a `PreparedImageCaptioning` model).
         case pixels(Tensor)
         /// The decoded image (a model that prepares its own input).
         case image(RGBImage)
@@ -148,7 +148,7 @@ extension Interrogator {
     /// The L2-normalised embedding of `images`: for several images, the mean
     /// of their normalised embeddings, normalised again (one prompt for all).
     /// - Throws: ``InterrogatorError/noImages``, the encoder's errors,
-    ///   ``NonFiniteOutputError`` when the embedding is not finite.
+    ///   `NonFiniteOutputError` when the embedding is not finite.
     public func imageEmbedding(_ images: [RGBImage]) throws -> [Float] {
         guard !images.isEmpty else { throw InterrogatorError.noImages }
         let embedding = try encoder.imageEmbedding(images)
@@ -188,7 +188,7 @@ extension Interrogator {
 
     /// `image` through the encoder's image processor (when `embedding`) and,
     /// when `captioning` and the caption model can prepare images apart
-    /// (``PreparedImageCaptioning``), through its processor: the models' inputs,
+    /// (`PreparedImageCaptioning`), through its processor: the models' inputs,
     /// fixed in size (a few MB) and computable on another thread while a batch runs.
     /// - Parameters:
     ///   - image: the decoded image.

@@ -27,7 +27,7 @@ final class LabelTableBuilder {
     /// user cache. A cache of another embedding width (another model filed under
     /// the same name) or with non-finite values is ignored.
     /// - Throws: the encoder's errors, what `report` throws (a cancellation),
-    ///   ``NonFiniteOutputError`` when the embeddings are not finite numbers.
+    ///   `NonFiniteOutputError` when the embeddings are not finite numbers.
     func table(_ list: LabelSet.List) throws -> LabelTable {
         let (name, labels) = (list.name, list.labels)
         let dimension = encoder.embeddingDimension

@@ -85,7 +85,9 @@ public func writeFully(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, path: Strin
 /// On any error the temporary file is removed and `path` is left untouched.
 ///
 /// - Parameters:
+///   - path: the file to create or replace.
 ///   - mode: the permissions of the new file.
+///   - body: writes the contents through the function it is given.
 ///   - keepLocked: when true the new file is locked (`flock`, exclusive) before
 ///     it replaces `path` and its descriptor is returned open, so a lock held on
 ///     the file at `path` passes to its replacement without a gap.

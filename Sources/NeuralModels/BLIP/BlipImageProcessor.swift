@@ -21,7 +21,7 @@ public struct BlipImageProcessor: ImageProcessor, Equatable {
 
     /// The settings of a BLIP checkpoint: its `preprocessor_config.json`, or
     /// BLIP's defaults at the vision tower's image size when the file is absent.
-    /// - Throws: ``CheckpointError`` naming the file and key of a bad value, or of
+    /// - Throws: `CheckpointError` naming the file and key of a bad value, or of
     ///   a size that can never match the vision tower's `image_size`.
     public init(checkpoint: Checkpoint, vision: BlipVisionConfig) throws {
         let file = checkpoint.directory.appendingPathComponent("preprocessor_config.json")

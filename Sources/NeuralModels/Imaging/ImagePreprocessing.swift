@@ -224,7 +224,7 @@ public struct ImagePreprocessingConfig: Codable, Sendable, Equatable {
     }
 
     /// Reads `preprocessor_config.json`.
-    /// - Throws: ``CheckpointError`` naming the file, and the key of a bad value.
+    /// - Throws: `CheckpointError` naming the file, and the key of a bad value.
     public init(contentsOf url: URL) throws {
         self = try Checkpoint.decodeJSON(Self.self, at: url)
     }
@@ -434,7 +434,7 @@ public enum ImagePreprocessing {
     /// torchvision's `center_crop` on a PIL image: zero padding when the image
     /// is smaller (left/top get the floor half), then offsets
     /// `int(round((h - ch) / 2.0))` with Python's half-to-even rounding
-    /// (``torchvisionCropOffset(_:_:)``).
+    /// (`torchvisionCropOffset`).
     public static func centerCropTorchvision(_ image: RGBImage, height: Int, width: Int) -> RGBImage {
         crop(image, left: torchvisionCropOffset(image.width, width), top: torchvisionCropOffset(image.height, height),
              width: width, height: height)
@@ -442,7 +442,7 @@ public enum ImagePreprocessing {
 
     /// transformers' `center_crop` (image_transforms.py): offsets
     /// `(h - ch) // 2`; a smaller image is first placed on a zero canvas at
-    /// `ceil(pad / 2)` (``huggingFaceCropOffset(_:_:)``).
+    /// `ceil(pad / 2)` (`huggingFaceCropOffset`).
     public static func centerCropHuggingFace(_ image: RGBImage, height: Int, width: Int) -> RGBImage {
         crop(image, left: huggingFaceCropOffset(image.width, width), top: huggingFaceCropOffset(image.height, height),
              width: width, height: height)

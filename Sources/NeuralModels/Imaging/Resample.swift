@@ -206,7 +206,7 @@ extension RGBImage {
     /// Large images are split across cores by rows; the result does not
     /// depend on the split.
     /// - Throws: ``ResampleError`` for an empty target or an axis shrunk so far
-    ///   that its kernel would exceed ``ResampleCoefficients/maximumTaps``.
+    ///   that its kernel would exceed `ResampleCoefficients.maximumTaps`.
     public func resized(width newWidth: Int, height newHeight: Int,
                         filter: ResampleFilter = .bicubic) throws -> RGBImage {
         try resized(width: newWidth, height: newHeight, filter: filter, columns: 0..<newWidth, rows: 0..<newHeight)
