@@ -133,6 +133,9 @@ struct Interrogate: ParsableCommand {
     @Option(name: .long, help: "Directory for cached label embeddings (default: $XDG_CACHE_HOME/clip-interrogator-swift, else ~/.cache/clip-interrogator-swift).")
     var cacheDir: String?
 
+    @Flag(name: .long, help: "Exit 0 when the run finished even if some inputs failed (each is still reported: in the summary and, in an output file, as an error record); for batch engines that would retry a failed run.")
+    var allowFailures = false
+
     @Flag(name: .long, help: "No progress output.")
     var quiet = false
 
@@ -249,7 +252,7 @@ struct Interrogate: ParsableCommand {
             FileHandle.standardError.write(Data("results written to \(file)\n".utf8))
         }
         report(summary)
-        if !summary.failures.isEmpty { throw ExitCode.failure }
+        if !summary.failures.isEmpty && !allowFailures { throw ExitCode.failure }
     }
 
     /// The format and file results go to: as given; for a folder with neither,

@@ -143,15 +143,20 @@ final class ScaleCLITests: XCTestCase {
     func testBatchesEqualOneImageAtATimeAndFilesComeFromAList() throws {
         try makeShards(count: 10)
         var outputs: [[String]] = []
-        for batch in ["1", "4"] {
+        var statuses: [Int32] = []
+        // The second run also allows failures: the corrupt member's error record
+        // is written either way, only the exit status differs.
+        for (batch, extra) in [("1", []), ("4", ["--allow-failures"])] {
             let url = work.appendingPathComponent("batch-\(batch).jsonl")
-            let run = process(command(["--output", url.path, "--batch-size", batch]))
+            let run = process(command(["--output", url.path, "--batch-size", batch] + extra))
             try run.run()
             run.waitUntilExit()
             outputs.append(lines(url))
+            statuses.append(run.terminationStatus)
         }
         XCTAssertEqual(outputs[0].count, 11)
         XCTAssertEqual(outputs[0], outputs[1], "batches of 4 write what one image at a time writes")
+        XCTAssertEqual(statuses, [1, 0], "a failed image exits 1, unless failures are allowed")
 
         // --files-from - names the files as listed.
         let folder = Self.demoImages
