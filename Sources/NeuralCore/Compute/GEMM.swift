@@ -1,16 +1,14 @@
-#if canImport(Accelerate)
-import Accelerate
-#elseif canImport(CBLAS)
-import CBLAS
-#endif
-
 /// Row-major single-precision matrix multiply through the platform's BLAS
-/// (OpenBLAS on Linux, Accelerate on Apple platforms):
+/// (``BLAS``: OpenBLAS on Linux, Accelerate on Apple platforms):
 /// `C[M, N] = alpha · op(A) · op(B) + beta · C`, where `op(A)` is `[M, K]`
 /// (stored `[K, M]` when `transposeA`) and `op(B)` is `[K, N]` (stored `[N, K]`
 /// when `transposeB`). Leading dimensions are the row strides in elements, so
 /// sub-matrices such as one attention head inside `[T, H·D]` need no copy.
-@inlinable
+///
+/// Products of at most ``skinnyMaxRows`` rows with an untransposed `A` (decoder
+/// steps, beams) run in ``skinnyGEMM(_:ldy:_:ldx:weight:ldw:m:n:k:alpha:beta:)``
+/// or ``skinnyGEMMNN(_:ldy:_:ldx:b:ldb:m:n:k:alpha:beta:)``; the rest in the BLAS
+/// (``sgemmBLAS(transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)``).
 public func sgemm(
     transposeA: Bool = false, transposeB: Bool = false,
     m: Int, n: Int, k: Int,
@@ -21,16 +19,33 @@ public func sgemm(
     c: UnsafeMutablePointer<Float>, ldc: Int
 ) {
     guard m > 0, n > 0 else { return }
-    #if canImport(Accelerate) || canImport(CBLAS)
-    cblas_sgemm(
-        CblasRowMajor,
-        transposeA ? CblasTrans : CblasNoTrans,
-        transposeB ? CblasTrans : CblasNoTrans,
-        Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
-    #else
-    sgemmNaive(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha,
+    if m <= skinnyMaxRows && !transposeA {
+        if transposeB {
+            skinnyGEMM(c, ldy: ldc, a, ldx: lda, weight: b, ldw: ldb, m: m, n: n, k: k, alpha: alpha, beta: beta)
+        } else {
+            skinnyGEMMNN(c, ldy: ldc, a, ldx: lda, b: b, ldb: ldb, m: m, n: n, k: k, alpha: alpha, beta: beta)
+        }
+        return
+    }
+    BLAS.sgemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha,
                a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
-    #endif
+}
+
+/// ``sgemm(transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)`` always
+/// through the BLAS, whatever the shape (for benchmarks and tests that compare
+/// the two).
+public func sgemmBLAS(
+    transposeA: Bool = false, transposeB: Bool = false,
+    m: Int, n: Int, k: Int,
+    alpha: Float = 1,
+    a: UnsafePointer<Float>, lda: Int,
+    b: UnsafePointer<Float>, ldb: Int,
+    beta: Float = 0,
+    c: UnsafeMutablePointer<Float>, ldc: Int
+) {
+    guard m > 0, n > 0 else { return }
+    BLAS.sgemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha,
+               a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
 }
 
 /// Naive twin of ``sgemm(transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)``:
