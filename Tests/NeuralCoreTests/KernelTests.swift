@@ -32,6 +32,59 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    func testSkinnyGEMMMatchesNaiveTwin() {
+        var seed: UInt64 = 7
+        for m in 1...skinnyMaxRows {
+            for n in [1, 5, 11, 12, 13, 25, 100] {
+                for k in [1, 3, 4, 7, 64, 65, 203] {
+                    for (alpha, beta) in [(Float(1), Float(0)), (0.5, 0.25)] {
+                        seed += 1
+                        // Strided operands: rows wider than the product reads.
+                        let (ldx, ldw, ldy) = (k + 3, k + 1, n + 2)
+                        let x = [Float].random(m * ldx, seed: seed), w = [Float].random(n * ldw, seed: seed + 1)
+                        var y = [Float].random(m * ldy, seed: seed + 2)
+                        if beta == 0 { for i in y.indices { y[i] = .nan } }
+                        var expected = y
+                        skinnyGEMM(&y, ldy: ldy, x, ldx: ldx, weight: w, ldw: ldw, m: m, n: n, k: k, alpha: alpha, beta: beta)
+                        skinnyGEMMNaive(&expected, ldy: ldy, x, ldx: ldx, weight: w, ldw: ldw, m: m, n: n, k: k,
+                                        alpha: alpha, beta: beta)
+                        for r in 0..<m { for c in n..<ldy { y[r * ldy + c] = 0; expected[r * ldy + c] = 0 } }
+                        assertNMSE(y, expected, "skinnyGEMM m=\(m) n=\(n) k=\(k) alpha=\(alpha) beta=\(beta)")
+
+                        var z = [Float].random(m * ldy, seed: seed + 3)
+                        if beta == 0 { for i in z.indices { z[i] = .nan } }
+                        var expectedZ = z
+                        let b = [Float].random(k * ldy, seed: seed + 4) // [K, N], row stride ldy
+                        skinnyGEMMNN(&z, ldy: ldy, x, ldx: ldx, b: b, ldb: ldy, m: m, n: n, k: k, alpha: alpha, beta: beta)
+                        skinnyGEMMNNNaive(&expectedZ, ldy: ldy, x, ldx: ldx, b: b, ldb: ldy, m: m, n: n, k: k,
+                                          alpha: alpha, beta: beta)
+                        for r in 0..<m { for c in n..<ldy { z[r * ldy + c] = 0; expectedZ[r * ldy + c] = 0 } }
+                        assertNMSE(z, expectedZ, "skinnyGEMMNN m=\(m) n=\(n) k=\(k) alpha=\(alpha) beta=\(beta)")
+                    }
+                }
+            }
+        }
+    }
+
+    func testSkinnyGEMMSplitsColumnsBetweenThreadsExactly() {
+        let original = Threading.threadCount
+        defer { Threading.setThreadCount(original) }
+        let (m, n, k) = (3, 777, 512) // n·k above the threshold for threads
+        let x = [Float].random(m * k, seed: 1), w = [Float].random(n * k, seed: 2)
+        var results: [[Float]] = []
+        for threads in [1, 2, 3] {
+            Threading.setThreadCount(threads)
+            var y = [Float](repeating: .nan, count: m * n)
+            sgemm(transposeB: true, m: m, n: n, k: k, a: x, lda: k, b: w, ldb: k, c: &y, ldc: n)
+            results.append(y)
+        }
+        var expected = [Float](repeating: 0, count: m * n)
+        skinnyGEMMNaive(&expected, ldy: n, x, ldx: k, weight: w, ldw: k, m: m, n: n, k: k)
+        assertNMSE(results[0], expected, "skinny through sgemm")
+        XCTAssertEqual(results[0], results[1], "the same sums whatever the thread count")
+        XCTAssertEqual(results[0], results[2], "the same sums whatever the thread count")
+    }
+
     func testLinearMatchesNaiveTwin() {
         for rows in Self.sizes {
             for (inF, outF) in [(3, 17), (17, 3), (77, 77), (64, 257)] where rows * inF * outF <= 8_000_000 {

@@ -7,7 +7,8 @@
 ///
 /// Products of at most ``skinnyMaxRows`` rows with an untransposed `A` (decoder
 /// steps, beams) run in ``skinnyGEMM(_:ldy:_:ldx:weight:ldw:m:n:k:alpha:beta:)``
-/// or ``skinnyGEMMNN(_:ldy:_:ldx:b:ldb:m:n:k:alpha:beta:)``; the rest in the BLAS
+/// or ``skinnyGEMMNN(_:ldy:_:ldx:b:ldb:m:n:k:alpha:beta:)`` (one row against
+/// `Wᵀ`: the BLAS's GEMV); the rest in the BLAS
 /// (``sgemmBLAS(transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)``).
 public func sgemm(
     transposeA: Bool = false, transposeB: Bool = false,
@@ -19,6 +20,12 @@ public func sgemm(
     c: UnsafeMutablePointer<Float>, ldc: Int
 ) {
     guard m > 0, n > 0 else { return }
+    if m == 1 && transposeB && !transposeA {
+        // One row against `[N, K]` weights is a GEMV; the BLAS's is as fast as the
+        // skinny kernel or faster (AVX-512), and OpenBLAS's GEMM packs all of `W`.
+        BLAS.sgemv(rows: n, cols: k, alpha: alpha, a: b, lda: ldb, x: a, beta: beta, y: c)
+        return
+    }
     if m <= skinnyMaxRows && !transposeA {
         if transposeB {
             skinnyGEMM(c, ldy: ldc, a, ldx: lda, weight: b, ldw: ldb, m: m, n: n, k: k, alpha: alpha, beta: beta)
@@ -46,6 +53,15 @@ public func sgemmBLAS(
     guard m > 0, n > 0 else { return }
     BLAS.sgemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha,
                a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+}
+
+/// `y[rows] = alpha · A · x + beta · y` for a row-major `A` `[rows, cols]` (row
+/// stride `lda`) through the BLAS's GEMV (for benchmarks that compare it with
+/// ``skinnyGEMM(_:ldy:_:ldx:weight:ldw:m:n:k:alpha:beta:)`` at one row).
+public func sgemvBLAS(rows: Int, cols: Int, alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
+                      x: UnsafePointer<Float>, beta: Float = 0, y: UnsafeMutablePointer<Float>) {
+    guard rows > 0 else { return }
+    BLAS.sgemv(rows: rows, cols: cols, alpha: alpha, a: a, lda: lda, x: x, beta: beta, y: y)
 }
 
 /// Naive twin of ``sgemm(transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)``:
