@@ -132,7 +132,7 @@ struct InterrogateBench {
             let x = (0..<(m * k)).map { Float($0 % 7) * 0.01 }
             let w = (0..<(n * k)).map { Float($0 % 5) * 0.01 }
             var y = [Float](repeating: 0, count: m * n)
-            let one = measure(stage: "", "", runs: max(3, runs)) {
+            let one = measure(stage: "", "", runs: max(3, runs), profiled: false) {
                 sgemm(transposeB: true, m: m, n: n, k: k, a: x, lda: k, b: w, ldb: k, c: &y, ldc: n)
             }
             probe.seconds += one.medianSeconds * Double(count)

@@ -40,19 +40,20 @@ struct Measurement: Codable {
 /// Times `body` `runs` times (at least once), after one warm-up run unless
 /// `warmUp` is false. `flops` (per call) gives GFLOP/s, `items` (per call) a rate.
 /// With `repeats`, each timed run calls `body` that many times and the times are
-/// per call (for products too short to time one by one).
+/// per call (for products too short to time one by one). `profiled: false` keeps
+/// the runs out of a `--perf` profile (reference probes).
 func measure(stage: String, _ name: String, runs: Int, warmUp: Bool = true, repeats: Int = 1, flops: Double? = nil,
-             items: Double? = nil, _ body: () throws -> Void) rethrows -> Measurement {
+             items: Double? = nil, profiled: Bool = true, _ body: () throws -> Void) rethrows -> Measurement {
     let runs = max(1, runs), repeats = max(1, repeats)
     if warmUp { try body() }
     var times: [Double] = [], cpu: [Double] = [], threadCPU: [Double] = []
     for _ in 0..<runs {
-        PerfControl.shared?.enable()
+        if profiled { PerfControl.shared?.enable() }
         let (cpu0, thread0) = (cpuSeconds(CLOCK_PROCESS_CPUTIME_ID), cpuSeconds(CLOCK_THREAD_CPUTIME_ID))
         let start = DispatchTime.now().uptimeNanoseconds
         for _ in 0..<repeats { try body() }
         times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 / Double(repeats))
-        PerfControl.shared?.disable()
+        if profiled { PerfControl.shared?.disable() }
         threadCPU.append((cpuSeconds(CLOCK_THREAD_CPUTIME_ID) - thread0) / Double(repeats))
         cpu.append((cpuSeconds(CLOCK_PROCESS_CPUTIME_ID) - cpu0) / Double(repeats))
     }

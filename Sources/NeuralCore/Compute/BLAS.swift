@@ -111,11 +111,24 @@ public enum BLAS {
         #endif
     }
 
-    /// Sets the provider's own thread count (its GEMM threads).
+    /// Whether each call runs on the calling thread alone, so that
+    /// ``Threading`` may split large products between its own threads (OpenBLAS,
+    /// which is kept at one thread; the Swift loops). Accelerate threads inside.
+    static var runsSingleThreaded: Bool {
+        #if canImport(Accelerate)
+        false
+        #else
+        true
+        #endif
+    }
+
+    /// Applies the library's thread count to the provider: OpenBLAS stays at one
+    /// thread (``Threading`` splits the products, so no OpenBLAS pool spins
+    /// beside the Swift loops); Accelerate manages its own.
     static func setThreadCount(_ count: Int) {
         _ = state
         #if canImport(CBLAS) && !canImport(Accelerate)
-        openblas_set_num_threads(Int32(count))
+        openblas_set_num_threads(1)
         #endif
     }
 
@@ -133,8 +146,12 @@ public enum BLAS {
         #endif
     }
 
-    /// Applies ``BLASCorePolicy`` to this process (OpenBLAS on Linux only).
+    /// Applies ``BLASCorePolicy`` to this process (OpenBLAS on Linux only), and
+    /// keeps OpenBLAS at one thread (see ``setThreadCount(_:)``).
     private static func chooseCore() -> BLASCoreSelection {
+        #if canImport(CBLAS) && !canImport(Accelerate)
+        openblas_set_num_threads(1)
+        #endif
         #if canImport(CBLAS) && !canImport(Accelerate) && os(Linux)
         let reported = currentCore ?? "unknown"
         let flags = BLASCorePolicy.cpuFlags(fromCPUInfo: (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? "")

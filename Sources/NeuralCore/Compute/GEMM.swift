@@ -9,7 +9,10 @@
 /// steps, beams) run in ``skinnyGEMM(_:ldy:_:ldx:weight:ldw:m:n:k:alpha:beta:)``
 /// or ``skinnyGEMMNN(_:ldy:_:ldx:b:ldb:m:n:k:alpha:beta:)`` (one row against
 /// `Wᵀ`: the BLAS's GEMV); the rest in the BLAS
-/// (``sgemmBLAS(transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)``).
+/// (``sgemmBLAS(transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)``),
+/// split between ``Threading``'s threads when large: along the longer side of
+/// `C`, each part one single-threaded BLAS call (inside a ``Threading/parallelFor(_:_:)``
+/// body the product runs whole on the calling thread).
 public func sgemm(
     transposeA: Bool = false, transposeB: Bool = false,
     m: Int, n: Int, k: Int,
@@ -34,9 +37,36 @@ public func sgemm(
         }
         return
     }
-    BLAS.sgemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha,
-               a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+    let threads = Threading.threadCount
+    guard threads > 1, BLAS.runsSingleThreaded, !Threading.isInParallelLoop,
+          2 * Double(m) * Double(n) * Double(k) >= parallelGEMMFlops else {
+        BLAS.sgemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha,
+                   a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+        return
+    }
+    // One part per thread, along the longer side of C, in multiples of 16.
+    let alongColumns = n >= m
+    let length = alongColumns ? n : m
+    let parts = min(threads, max(1, length / 16))
+    let chunk = (length + parts - 1) / parts
+    let step = (chunk + 15) / 16 * 16
+    Threading.parallelFor((length + step - 1) / step) { part in
+        let start = part * step, count = min(step, length - start)
+        if alongColumns {
+            BLAS.sgemm(transposeA: transposeA, transposeB: transposeB, m: m, n: count, k: k, alpha: alpha,
+                       a: a, lda: lda, b: transposeB ? b + start * ldb : b + start, ldb: ldb,
+                       beta: beta, c: c + start, ldc: ldc)
+        } else {
+            BLAS.sgemm(transposeA: transposeA, transposeB: transposeB, m: count, n: n, k: k, alpha: alpha,
+                       a: transposeA ? a + start : a + start * lda, lda: lda, b: b, ldb: ldb,
+                       beta: beta, c: c + start * ldc, ldc: ldc)
+        }
+    }
 }
+
+/// Products of at least this many FLOPs are split between ``Threading``'s threads
+/// (smaller ones cost less than waking a thread).
+let parallelGEMMFlops = 4_000_000.0
 
 /// ``sgemm(transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)`` always
 /// through the BLAS, whatever the shape (for benchmarks and tests that compare

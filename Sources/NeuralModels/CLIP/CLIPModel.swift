@@ -60,8 +60,7 @@ public final class CLIPModel: Sendable {
     /// `get_image_features`: projected, unnormalised image features `[B, D]` for
     /// preprocessed `pixels` `[B, 3, S, S]`.
     public func imageFeatures(_ pixels: Tensor) throws -> Tensor {
-        let (last, _) = try visionModel.encode(pixels)
-        return visualProjection(visionModel.pooled(last))
+        visualProjection(try visionModel.pooledOutput(pixels))
     }
 
     /// L2-normalised image embeddings `[B, D]`.
@@ -149,9 +148,9 @@ public final class CLIPModel: Sendable {
             let perBatch = max(1, Self.textBatchRows / max(length, 1))
             for start in stride(from: 0, to: members.count, by: perBatch) {
                 let group = Array(members[start..<min(start + perBatch, members.count)])
-                let (last, _) = try textModel.encode(group.map { sequences[$0] })
+                let last = try textModel.encodeLastToken(group.map { sequences[$0] })
                 for (row, index) in group.enumerated() {
-                    (rows + index * width).update(from: last.unsafeFloatPointer + (row * length + length - 1) * width, count: width)
+                    (rows + index * width).update(from: last.unsafeFloatPointer + row * width, count: width)
                 }
             }
         }

@@ -82,14 +82,29 @@ extension CLIPEncoderLayer {
 }
 
 extension Tensor {
-    /// Rows `rows` of a `[N, C]` tensor, in that order: `[rows.count, C]` (F32).
+    /// Rows `rows` of this tensor seen as `[N, C]` rows of its last dimension, in
+    /// that order: `[rows.count, C]` (F32).
     func gatheringRows(_ rows: [Int32]) -> Tensor {
-        let width = shape[1]
+        let width = shape.last ?? 0
         let source = asF32()
         return Tensor(shape: [rows.count, width]) { out in
             withExtendedLifetime(source) {
                 for (i, row) in rows.enumerated() {
                     (out + i * width).update(from: source.unsafeFloatPointer + Int(row) * width, count: width)
+                }
+            }
+        }
+    }
+
+    /// Columns `columns` of this tensor seen as `[N, W]` rows of its last
+    /// dimension, reshaped to `shape`.
+    func gatheringColumns(_ columns: Range<Int>, shape newShape: [Int]) -> Tensor {
+        let width = shape.last ?? 0, rows = count / max(width, 1)
+        let source = asF32()
+        return Tensor(shape: newShape) { out in
+            withExtendedLifetime(source) {
+                for r in 0..<rows {
+                    (out + r * columns.count).update(from: source.unsafeFloatPointer + r * width + columns.lowerBound, count: columns.count)
                 }
             }
         }

@@ -20,11 +20,13 @@ public struct Linear: Sendable {
         self.bias = bias ? try weights.tensor("bias", shape: [outFeatures]) : nil
     }
 
-    /// Applies the layer to `rows` contiguous input rows (`[rows, in]` → `[rows, out]`).
-    public func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, rows: Int) {
+    /// Applies the layer to `rows` input rows (`[rows, in]` → `[rows, out]`), with
+    /// row strides `ldx` and `ldy` (default: contiguous).
+    public func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, rows: Int,
+                        ldx: Int? = nil, ldy: Int? = nil) {
         withExtendedLifetime(self) {
             linearForward(y, x, weight: weight.unsafeFloatPointer, bias: bias?.unsafeFloatPointer,
-                          rows: rows, inFeatures: inFeatures, outFeatures: outFeatures)
+                          rows: rows, inFeatures: inFeatures, outFeatures: outFeatures, ldx: ldx, ldy: ldy)
         }
     }
 
