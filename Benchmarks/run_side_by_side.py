@@ -191,8 +191,12 @@ def fmt_mb(m):
 
 
 def fmt_efficiency(m):
-    """Stage 2: the tower's GFLOP/s over the sgemm probe's at its own linear-layer shapes."""
-    return "" if m is None or m.get("efficiency") is None else f"{m['efficiency'] * 100:.0f}%"
+    """Stage 2: the tower's GFLOP/s over the sgemm probe's at its own linear-layer shapes (by wall-clock
+    time; by process CPU time in parentheses)."""
+    if m is None or m.get("efficiency") is None:
+        return ""
+    cpu = m.get("cpuEfficiency")
+    return f"{m['efficiency'] * 100:.0f}%" + ("" if cpu is None else f" (CPU {cpu * 100:.0f}%)")
 
 
 def fmt_load(load):

@@ -106,6 +106,7 @@ struct InterrogateBench {
                 let probe = linearProbe(BenchmarkModels.vitLinearShapes(config, images: batch), runs: runs)
                 let executed = BenchmarkModels.vitFlops(config, images: batch, pooledLastLayer: true)
                 tower.efficiency = executed / tower.medianSeconds / probe.flopsPerSecond
+                tower.cpuEfficiency = tower.cpuMedianSeconds.map { executed / $0 / (probe.flops / probe.cpuSeconds) }
                 results.append(tower)
                 results.append(probe.measurement(stage: "2 clip image", "\(name) batch \(batch) linear layers, sgemm probe"))
             }

@@ -26,8 +26,10 @@ struct Measurement: Codable {
     /// GFLOP/s by the measuring thread's CPU time (meaningful with one thread).
     var threadCPUGflops: Double?
     /// Whole-model efficiency: this stage's GFLOP/s over the sgemm probe's at the
-    /// model's own linear-layer shapes, same process (stage 2).
+    /// model's own linear-layer shapes, same process (stage 2), by wall-clock time.
     var efficiency: Double?
+    /// ``efficiency`` by process CPU time (what a loaded machine can still tell).
+    var cpuEfficiency: Double?
     /// The threads the library computed with.
     var threads: Int? = Threading.threadCount
     /// The BLAS kernel in force (``BLAS/core``).
@@ -95,7 +97,7 @@ func peakResidentMegabytes() -> Double {
 /// Prints measurements as an aligned table.
 func printTable(_ results: [Measurement]) {
     let header = ["stage", "name", "median", "spread", "GFLOP/s", "CPU", "thread CPU", "GFLOP/s (thread CPU)", "efficiency",
-                  "items/s", "peak RSS"]
+                  "efficiency (CPU)", "items/s", "peak RSS"]
     var rows = [header]
     for r in results {
         rows.append([
@@ -105,6 +107,7 @@ func printTable(_ results: [Measurement]) {
             r.threadCPUMedianSeconds.map { String(format: "%.3f ms", $0 * 1000) } ?? "",
             r.threadCPUGflops.map { String(format: "%.1f", $0) } ?? "",
             r.efficiency.map { String(format: "%.0f%%", $0 * 100) } ?? "",
+            r.cpuEfficiency.map { String(format: "%.0f%%", $0 * 100) } ?? "",
             r.itemsPerSecond.map { String(format: "%.0f", $0) } ?? "",
             String(format: "%.0f MB", r.peakResidentMB),
         ])

@@ -160,6 +160,94 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    func testFusedBiasActivationAndLayerNormMatchNaiveTwins() {
+        for rows in [1, 3, 17] {
+            for cols in [1, 7, 8, 9, 77, 1025] {
+                let x = [Float].random(rows * cols, in: -6...6, seed: UInt64(rows * 100 + cols))
+                let bias = [Float].random(cols, seed: UInt64(cols + 7))
+                for activation in [Activation.gelu, .geluTanh, .quickGELU] {
+                    for withBias in [true, false] {
+                        var y = x, expected = x
+                        bias.withUnsafeBufferPointer { b in
+                            addBiasAndActivate(&y, bias: withBias ? b.baseAddress : nil, rows: rows, cols: cols, activation)
+                            addBiasAndActivateNaive(&expected, bias: withBias ? b.baseAddress : nil, rows: rows, cols: cols, activation)
+                        }
+                        assertNMSE(y, expected, "bias+\(activation) \(rows)×\(cols) bias=\(withBias)")
+                    }
+                }
+                let w = [Float].random(cols, seed: 3), b = [Float].random(cols, seed: 4)
+                for withAddend in [true, false] {
+                    // Strided rows: the stream and the output wider than the normalised width.
+                    let (ldx, ldy) = (cols + 3, cols + 1)
+                    var stream = [Float].random(rows * ldx, in: -5...5, seed: UInt64(cols)), y = [Float](repeating: .nan, count: rows * ldy)
+                    var packed = (0..<rows).flatMap { stream[($0 * ldx)..<($0 * ldx + cols)] }
+                    var expected = [Float](repeating: .nan, count: rows * cols)
+                    bias.withUnsafeBufferPointer { addend in
+                        layerNormAddingBias(&y, ldy: ldy, &stream, ldx: ldx, addend: withAddend ? addend.baseAddress : nil,
+                                            weight: w, bias: b, rows: rows, cols: cols, eps: 1e-5)
+                        layerNormAddingBiasNaive(&expected, &packed, addend: withAddend ? addend.baseAddress : nil,
+                                                 weight: w, bias: b, rows: rows, cols: cols, eps: 1e-5)
+                    }
+                    let normalised = (0..<rows).flatMap { y[($0 * ldy)..<($0 * ldy + cols)] }
+                    let updated = (0..<rows).flatMap { stream[($0 * ldx)..<($0 * ldx + cols)] }
+                    if cols == 1 { assertClose(normalised, expected, tolerance: 1e-6, "LN+bias \(rows)×1") } else {
+                        assertNMSE(normalised, expected, "LN+bias \(rows)×\(cols) addend=\(withAddend)")
+                    }
+                    assertNMSE(updated, packed, "LN+bias stream \(rows)×\(cols) addend=\(withAddend)")
+                }
+            }
+        }
+    }
+
+    /// The eight-lane functions give each lane exactly the scalar function's value.
+    func testVectorFunctionsEqualScalarOnes() {
+        let x = [Float].random(8 * 4096, in: -100...100, seed: 5) + [-87.4, -87.33, 0, -0.0, 88.37, 88.5, 1e-30, -1e-30]
+        for start in stride(from: 0, to: x.count, by: 8) {
+            let v = x.withUnsafeBufferPointer { loadVector($0.baseAddress! + start) }
+            let (e, erf, tanh) = (fastExp(v), fastErf(v), fastTanh(v))
+            for lane in 0..<8 {
+                XCTAssertEqual(e[lane].bitPattern, fastExp(v[lane]).bitPattern, "exp(\(v[lane]))")
+                XCTAssertEqual(erf[lane].bitPattern, fastErf(v[lane]).bitPattern, "erf(\(v[lane]))")
+                XCTAssertEqual(tanh[lane].bitPattern, fastTanh(v[lane]).bitPattern, "tanh(\(v[lane]))")
+            }
+        }
+    }
+
+    /// Large products split between threads (along columns or rows, any transposes)
+    /// equal the naive twin.
+    func testSplitGEMMMatchesNaiveTwin() {
+        let original = Threading.threadCount
+        defer { Threading.setThreadCount(original) }
+        for (m, n, k) in [(300, 33, 257), (33, 300, 257), (129, 130, 300)] {
+            for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
+                let a = [Float].random(m * k, seed: UInt64(m)), b = [Float].random(k * n, seed: UInt64(n))
+                let lda = ta ? m : k, ldb = tb ? k : n
+                var expected = [Float].random(m * n, seed: 9)
+                let start = expected
+                sgemmNaive(transposeA: ta, transposeB: tb, m: m, n: n, k: k, alpha: 0.5, a: a, lda: lda,
+                           b: b, ldb: ldb, beta: 0.25, c: &expected, ldc: n)
+                for threads in [1, 2, 3] {
+                    Threading.setThreadCount(threads)
+                    var c = start
+                    sgemm(transposeA: ta, transposeB: tb, m: m, n: n, k: k, alpha: 0.5, a: a, lda: lda,
+                          b: b, ldb: ldb, beta: 0.25, c: &c, ldc: n)
+                    assertNMSE(c, expected, "split sgemm \(m)×\(n)×\(k) tA=\(ta) tB=\(tb), \(threads) threads")
+                }
+            }
+        }
+        // One row against large weights: the GEMV split by rows.
+        let (n, k) = (1000, 300)
+        let x = [Float].random(k, seed: 1), w = [Float].random(n * k, seed: 2)
+        var expected = [Float](repeating: 0, count: n)
+        sgemmNaive(transposeB: true, m: 1, n: n, k: k, a: x, lda: k, b: w, ldb: k, c: &expected, ldc: n)
+        for threads in [1, 2, 3] {
+            Threading.setThreadCount(threads)
+            var y = [Float](repeating: .nan, count: n)
+            sgemm(transposeB: true, m: 1, n: n, k: k, a: x, lda: k, b: w, ldb: k, c: &y, ldc: n)
+            assertNMSE(y, expected, "GEMV \(threads) threads")
+        }
+    }
+
     func testFastExpAcrossRange() {
         var worst: Double = 0
         var x: Float = -87
@@ -205,8 +293,18 @@ final class KernelTests: XCTestCase {
     /// Attention over a token tree continuing a prefix, by the kernel and by its
     /// naive twin (which writes each node's path out as a sequence); also each
     /// node against the general kernel on its whole `prefix + path` sequence,
-    /// and a subset of query nodes.
+    /// and a subset of query nodes; heads one after another (one thread) and in
+    /// parallel.
     func testTreeCausalAttentionMatchesNaiveTwin() {
+        let original = Threading.threadCount
+        defer { Threading.setThreadCount(original) }
+        for threads in [1, 2] {
+            Threading.setThreadCount(threads)
+            checkTreeCausalAttention()
+        }
+    }
+
+    func checkTreeCausalAttention() {
         // parents: a chain, a fan-out, and a tree with shared and diverging paths.
         let trees: [[Int]] = [[-1], [-1, 0, 1, 2], [-1, -1, -1, 0, 0, 1], [-1, 0, 0, 1, 1, 3, 2, 6, 6, -1, 9]]
         for (t, parents) in trees.enumerated() {
@@ -286,6 +384,15 @@ final class KernelTests: XCTestCase {
     }
 
     func testAttentionMatchesNaiveTwin() {
+        let original = Threading.threadCount
+        defer { Threading.setThreadCount(original) }
+        for threads in [1, 2] { // heads one after another, and in parallel
+            Threading.setThreadCount(threads)
+            checkAttention()
+        }
+    }
+
+    func checkAttention() {
         let cases: [(tq: Int, tk: Int, heads: Int, dim: Int)] = [
             (1, 1, 1, 1), (3, 17, 2, 8), (17, 17, 4, 16), (77, 77, 3, 17), (1, 257, 2, 32), (257, 257, 2, 8), (17, 577, 1, 64),
         ]

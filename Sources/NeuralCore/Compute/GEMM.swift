@@ -26,7 +26,20 @@ public func sgemm(
     if m == 1 && transposeB && !transposeA {
         // One row against `[N, K]` weights is a GEMV; the BLAS's is as fast as the
         // skinny kernel or faster (AVX-512), and OpenBLAS's GEMM packs all of `W`.
-        BLAS.sgemv(rows: n, cols: k, alpha: alpha, a: b, lda: ldb, x: a, beta: beta, y: c)
+        // Large weights are split by rows between the threads (memory-bound: each
+        // thread streams its part).
+        let parts = n * k >= skinnyParallelWeights && BLAS.runsSingleThreaded && !Threading.isInParallelLoop
+            ? min(Threading.threadCount, n / 16) : 1
+        if parts <= 1 {
+            BLAS.sgemv(rows: n, cols: k, alpha: alpha, a: b, lda: ldb, x: a, beta: beta, y: c)
+            return
+        }
+        let step = ((n + parts - 1) / parts + 15) / 16 * 16
+        Threading.parallelFor((n + step - 1) / step) { part in
+            let start = part * step
+            BLAS.sgemv(rows: min(step, n - start), cols: k, alpha: alpha, a: b + start * ldb, lda: ldb, x: a, beta: beta,
+                       y: c + start)
+        }
         return
     }
     if m <= skinnyMaxRows && !transposeA {

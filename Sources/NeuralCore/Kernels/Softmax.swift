@@ -54,7 +54,8 @@ func rowMaximum(_ row: UnsafePointer<Float>, count: Int) -> Float {
     var maximum = SIMD8<Float>(repeating: -.infinity)
     var c = 0
     while c &+ 8 <= count {
-        maximum = pointwiseMax(maximum, loadVector(row + c))
+        let v = loadVector(row + c)
+        maximum = maximum.replacing(with: v, where: v .> maximum)
         c &+= 8
     }
     var result = maximum.max()

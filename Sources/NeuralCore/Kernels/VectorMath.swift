@@ -88,7 +88,8 @@ public func fastErf(_ x: SIMD8<Float>) -> SIMD8<Float> {
     p = p * t - 0.284_496_736
     p = p * t + 0.254_829_592
     let r = 1 - p * t * fastExp(-a * a)
-    return r.replacing(with: -r, where: negative)
+    // −0 − r, not 0 − r (SIMD negation), so that r = 0 turns into −0 as the scalar's `-r` does.
+    return r.replacing(with: SIMD8<Float>(repeating: -0.0) - r, where: negative)
 }
 
 /// ``fastTanh(_:)-(Float)`` on eight lanes.

@@ -42,40 +42,14 @@ extension CLIPEncoderLayer {
     /// when nil). Returns `[outputs.count, C]` (`[N, C]` when nil).
     public func callAsFunction(tree x: Tensor, _ tree: TokenTree, prefixKeys: Tensor, prefixValues: Tensor,
                                outputs: [Int32]?) -> Tensor {
-        let width = x.shape[1], attention = selfAttention
-        let normed = layerNorm1(x)
-        let keys = attention.keyProjection(normed), values = attention.valueProjection(normed)
+        let width = x.shape[1]
         let queries = outputs ?? (0..<Int32(tree.count)).map { $0 }
-        let headDim = width / attention.heads, prefixLength = prefixKeys.shape[0], maxDepth = tree.maxDepth
+        let input = x.asF32(), keys = prefixKeys.asF32(), values = prefixValues.asF32()
         return Tensor(shape: [queries.count, width]) { out in
-            for start in stride(from: 0, to: queries.count, by: Self.treeRowBlock) {
-                let nodes = Array(queries[start..<min(start + Self.treeRowBlock, queries.count)])
-                let q = attention.queryProjection(normed.gatheringRows(nodes))
-                let context = Tensor(shape: [nodes.count, width]) { context in
-                    withExtendedLifetime((q, keys, values, prefixKeys, prefixValues)) {
-                        Workspace.withScratch(nodes.count * (prefixLength + maxDepth + 1)) { scratch in
-                            nodes.withUnsafeBufferPointer { nodeIndices in
-                                tree.parents.withUnsafeBufferPointer { parents in
-                                    tree.depths.withUnsafeBufferPointer { depths in
-                                        treeCausalAttention(
-                                            context, ldo: width, q: q.unsafeFloatPointer, ldq: width,
-                                            queryNodes: nodeIndices.baseAddress!, queryCount: nodes.count,
-                                            kNodes: keys.unsafeFloatPointer, ldk: width, vNodes: values.unsafeFloatPointer, ldv: width,
-                                            kPrefix: prefixKeys.unsafeFloatPointer, vPrefix: prefixValues.unsafeFloatPointer,
-                                            prefixLength: prefixLength, parents: parents.baseAddress!, depths: depths.baseAddress!,
-                                            maxDepth: maxDepth, heads: attention.heads, headDim: headDim,
-                                            scale: 1 / Float(headDim).squareRoot(), scratch: scratch)
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-                var hidden = attention.outputProjection(context)
-                hidden.add(x.gatheringRows(nodes))
-                var output = mlp(layerNorm2(hidden))
-                output.add(hidden)
-                output.copyFloats(into: out + start * width)
+            withExtendedLifetime((input, keys, values)) {
+                block.forward(tree: input.unsafeFloatPointer, tree, queries: queries, prefixKeys: keys.unsafeFloatPointer,
+                              prefixValues: values.unsafeFloatPointer, prefixLength: keys.shape[0], rowBlock: Self.treeRowBlock,
+                              into: out)
             }
         }
     }

@@ -140,6 +140,66 @@ struct PreNormBlock {
         }
     }
 
+    /// The causal block over the nodes of a token tree that continues a cached
+    /// prefix (the chain search's candidates): `hidden` `[N, C]` holds one row per
+    /// node; every node's key and value are computed, the rest of the block for the
+    /// nodes `queries` only, whose outputs go to `out` `[queries.count, C]` in that
+    /// order. Queries run in blocks of `rowBlock` rows (bounding the MLP's scratch).
+    func forward(tree hidden: UnsafePointer<Float>, _ tree: TokenTree, queries: [Int32],
+                 prefixKeys: UnsafePointer<Float>, prefixValues: UnsafePointer<Float>, prefixLength: Int,
+                 rowBlock: Int, into out: UnsafeMutablePointer<Float>) {
+        let nodes = tree.count, c = width, inner = fc1.outFeatures, headDim = c / heads
+        let identity = queries.count == nodes && queries.enumerated().allSatisfy { Int($0.element) == $0.offset }
+        withExtendedLifetime(self) {
+            // [N, C] normalised input, [N, 2C] keys|values.
+            Workspace.withScratch(nodes * 3 * c) { scratch in
+                let normed = scratch, keysValues = scratch + nodes * c
+                layerNorm(normed, hidden, weight: layerNorm1.weight.unsafeFloatPointer, bias: layerNorm1.bias.unsafeFloatPointer,
+                          rows: nodes, cols: c, eps: layerNorm1.eps)
+                qkv.project(keysValues, ldo: 2 * c, normed, ldx: c, rows: nodes, width: c, parts: 1..<3)
+                for start in stride(from: 0, to: queries.count, by: rowBlock) {
+                    let count = min(rowBlock, queries.count - start), output = out + start * c
+                    // [count, C] queries, [count, C] context, [count, max(C, I)] gathered input / fc1.
+                    Workspace.withScratch(count * (2 * c + max(c, inner))) { block in
+                        let q = block, context = block + count * c, wide = context + count * c
+                        if identity {
+                            qkv.project(q, ldo: c, normed + start * c, ldx: c, rows: count, width: c, parts: 0..<1)
+                        } else {
+                            for i in 0..<count { (wide + i * c).update(from: normed + Int(queries[start + i]) * c, count: c) }
+                            qkv.project(q, ldo: c, wide, ldx: c, rows: count, width: c, parts: 0..<1)
+                        }
+                        Workspace.withScratch(count * (prefixLength + tree.maxDepth + 1)) { scores in
+                            queries.withUnsafeBufferPointer { queryNodes in
+                                tree.parents.withUnsafeBufferPointer { parents in
+                                    tree.depths.withUnsafeBufferPointer { depths in
+                                        treeCausalAttention(
+                                            context, ldo: c, q: q, ldq: c, queryNodes: queryNodes.baseAddress! + start,
+                                            queryCount: count, kNodes: keysValues, ldk: 2 * c, vNodes: keysValues + c, ldv: 2 * c,
+                                            kPrefix: prefixKeys, vPrefix: prefixValues, prefixLength: prefixLength,
+                                            parents: parents.baseAddress!, depths: depths.baseAddress!, maxDepth: tree.maxDepth,
+                                            heads: heads, headDim: headDim, scale: 1 / Float(headDim).squareRoot(), scratch: scores)
+                                    }
+                                }
+                            }
+                        }
+                        let bias = outputProjection.bias?.unsafeFloatPointer
+                        for i in 0..<count {
+                            let source = hidden + Int(queries[start + i]) * c, target = output + i * c
+                            if let bias {
+                                for j in 0..<c { target[j] = source[j] + bias[j] }
+                            } else {
+                                target.update(from: source, count: c)
+                            }
+                        }
+                        sgemm(transposeB: true, m: count, n: c, k: c, a: context, lda: c,
+                              b: outputProjection.weight.unsafeFloatPointer, ldb: c, beta: 1, c: output, ldc: c)
+                        feedForward(output, rows: count, normed: context, inner: wide)
+                    }
+                }
+            }
+        }
+    }
+
     /// `hidden += fc2(act(fc1(ln2(hidden))))` for `rows` rows, with scratch
     /// `normed` (`[rows, C]`) and `inner` (`[rows, I]`).
     private func feedForward(_ hidden: UnsafeMutablePointer<Float>, rows: Int, normed: UnsafeMutablePointer<Float>,
