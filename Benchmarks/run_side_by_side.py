@@ -240,7 +240,8 @@ def perf_profile(cmd, env, work, stage, commands):
     for line in proc.stdout.splitlines():
         m = re.match(r"\s*([\d.]+)%\s+(\S+)\s+\[[.k]\]\s+(.*\S)", line)
         if m:
-            rows.append((float(m.group(1)), m.group(2), m.group(3)))
+            # perf pads the symbol column (and may add IPC columns after two or more spaces)
+            rows.append((float(m.group(1)), m.group(2), re.split(r"\s{2,}", m.group(3))[0]))
     if not rows:
         return None
     classes = {name: 0.0 for name, _ in PERF_CLASSES}

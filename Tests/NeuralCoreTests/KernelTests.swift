@@ -66,6 +66,28 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// A row's result does not depend on the other rows of the product (so a batch
+    /// of up to eight rows equals its rows one at a time, bit for bit).
+    func testSkinnyGEMMRowsEqualThemOneAtATime() {
+        for (n, k) in [(25, 203), (100, 64), (777, 512)] {
+            let w = [Float].random(n * k, seed: UInt64(n)), b = [Float].random(k * n, seed: UInt64(k))
+            for m in 2...skinnyMaxRows {
+                let x = [Float].random(m * k, seed: UInt64(m))
+                var together = [Float](repeating: .nan, count: m * n), togetherNN = together
+                sgemm(transposeB: true, m: m, n: n, k: k, a: x, lda: k, b: w, ldb: k, c: &together, ldc: n)
+                sgemm(m: m, n: n, k: k, a: x, lda: k, b: b, ldb: n, c: &togetherNN, ldc: n)
+                for r in 0..<m {
+                    let row = Array(x[(r * k)..<((r + 1) * k)])
+                    var alone = [Float](repeating: .nan, count: n), aloneNN = alone
+                    sgemm(transposeB: true, m: 1, n: n, k: k, a: row, lda: k, b: w, ldb: k, c: &alone, ldc: n)
+                    sgemm(m: 1, n: n, k: k, a: row, lda: k, b: b, ldb: n, c: &aloneNN, ldc: n)
+                    XCTAssertEqual(Array(together[(r * n)..<((r + 1) * n)]), alone, "x·Wᵀ row \(r) of \(m), n=\(n) k=\(k)")
+                    XCTAssertEqual(Array(togetherNN[(r * n)..<((r + 1) * n)]), aloneNN, "x·B row \(r) of \(m), n=\(n) k=\(k)")
+                }
+            }
+        }
+    }
+
     func testSkinnyGEMMSplitsColumnsBetweenThreadsExactly() {
         let original = Threading.threadCount
         defer { Threading.setThreadCount(original) }

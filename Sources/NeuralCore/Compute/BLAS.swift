@@ -55,14 +55,14 @@ public enum BLAS {
     /// "OpenBLAS 0.3.21 NO_LAPACKE DYNAMIC_ARCH NO_AFFINITY SkylakeX MAX_THREADS=64;
     /// automatic choice: switched from Prescott (AVX-512 CPU); core SkylakeX".
     public static var description: String {
-        let selection = state
         #if canImport(Accelerate)
+        _ = state
         return "Accelerate"
         #elseif canImport(CBLAS)
         let config = String(cString: openblas_get_config())
-        return "\(config); automatic choice: \(selection.note); core \(currentCore ?? "unknown")"
+        return "\(config); automatic choice: \(state.note); core \(currentCore ?? "unknown")"
         #else
-        _ = selection
+        _ = state
         return "none (Swift loops)"
         #endif
     }

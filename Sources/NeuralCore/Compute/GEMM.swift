@@ -6,9 +6,10 @@
 /// sub-matrices such as one attention head inside `[T, H·D]` need no copy.
 ///
 /// Products of at most ``skinnyMaxRows`` rows with an untransposed `A` (decoder
-/// steps, beams) run in ``skinnyGEMM(_:ldy:_:ldx:weight:ldw:m:n:k:alpha:beta:)``
-/// or ``skinnyGEMMNN(_:ldy:_:ldx:b:ldb:m:n:k:alpha:beta:)`` (one row against
-/// `Wᵀ`: the BLAS's GEMV); the rest in the BLAS
+/// steps, beams, pooled rows) run in ``skinnyGEMM(_:ldy:_:ldx:weight:ldw:m:n:k:alpha:beta:)``
+/// or ``skinnyGEMMNN(_:ldy:_:ldx:b:ldb:m:n:k:alpha:beta:)``, whose sums for a row
+/// are the same whatever the number of rows (so a batch of up to 8 rows equals
+/// its rows one at a time, bit for bit); the rest in the BLAS
 /// (``sgemmBLAS(transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)``),
 /// split between ``Threading``'s threads when large: along the longer side of
 /// `C`, each part one single-threaded BLAS call (inside a ``Threading/parallelFor(_:_:)``
@@ -23,25 +24,6 @@ public func sgemm(
     c: UnsafeMutablePointer<Float>, ldc: Int
 ) {
     guard m > 0, n > 0 else { return }
-    if m == 1 && transposeB && !transposeA {
-        // One row against `[N, K]` weights is a GEMV; the BLAS's is as fast as the
-        // skinny kernel or faster (AVX-512), and OpenBLAS's GEMM packs all of `W`.
-        // Large weights are split by rows between the threads (memory-bound: each
-        // thread streams its part).
-        let parts = n * k >= skinnyParallelWeights && BLAS.runsSingleThreaded && !Threading.isInParallelLoop
-            ? min(Threading.threadCount, n / 16) : 1
-        if parts <= 1 {
-            BLAS.sgemv(rows: n, cols: k, alpha: alpha, a: b, lda: ldb, x: a, beta: beta, y: c)
-            return
-        }
-        let step = ((n + parts - 1) / parts + 15) / 16 * 16
-        Threading.parallelFor((n + step - 1) / step) { part in
-            let start = part * step
-            BLAS.sgemv(rows: min(step, n - start), cols: k, alpha: alpha, a: b + start * ldb, lda: ldb, x: a, beta: beta,
-                       y: c + start)
-        }
-        return
-    }
     if m <= skinnyMaxRows && !transposeA {
         if transposeB {
             skinnyGEMM(c, ldy: ldc, a, ldx: lda, weight: b, ldw: ldb, m: m, n: n, k: k, alpha: alpha, beta: beta)
@@ -57,10 +39,17 @@ public func sgemm(
                    a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
         return
     }
-    // One part per thread, along the longer side of C, in multiples of 16.
+    // One part per thread, along the longer side of C, in multiples of 16; each part
+    // above OpenBLAS's small-matrix bound (M·N·K ≤ 10⁶), so a part runs the same
+    // blocked kernel, with the same sums per element, as the whole product would.
     let alongColumns = n >= m
     let length = alongColumns ? n : m
-    let parts = min(threads, max(1, length / 16))
+    let parts = min(threads, length / 16, Int(Double(m) * Double(n) * Double(k) / 1.1e6))
+    guard parts > 1 else {
+        BLAS.sgemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha,
+                   a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+        return
+    }
     let chunk = (length + parts - 1) / parts
     let step = (chunk + 15) / 16 * 16
     Threading.parallelFor((length + step - 1) / step) { part in

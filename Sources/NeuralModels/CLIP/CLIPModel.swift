@@ -59,8 +59,11 @@ public final class CLIPModel: Sendable {
 
     /// `get_image_features`: projected, unnormalised image features `[B, D]` for
     /// preprocessed `pixels` `[B, 3, S, S]`.
+    ///
+    /// The last layer's class-token rows and the projection run in groups of at
+    /// most ``skinnyMaxRows`` rows, so they add no dependence on the batch size.
     public func imageFeatures(_ pixels: Tensor) throws -> Tensor {
-        visualProjection(try visionModel.pooledOutput(pixels))
+        visualProjection(rowIndependent: try visionModel.pooledOutput(pixels))
     }
 
     /// L2-normalised image embeddings `[B, D]`.
@@ -86,7 +89,7 @@ public final class CLIPModel: Sendable {
         let pooled = try Tensor(shape: [ids.count, configuration.textConfig.encoder.hiddenSize]) { rows in
             try poolFullLength(truncated, indices: Array(truncated.indices), into: rows)
         }
-        return textProjection(textModel.finalLayerNorm(pooled))
+        return textProjection(rowIndependent: textModel.finalLayerNorm(pooled))
     }
 
     /// ``textFeatures(_:)`` for many texts that continue one cached prefix (the
@@ -127,7 +130,7 @@ public final class CLIPModel: Sendable {
         }
         let cost = TextEncodingCost(texts: ids.count, tokens: truncated.reduce(0) { $0 + $1.count },
                                     tokensEncoded: prefixLength + tree.count + full.reduce(0) { $0 + truncated[$1].count })
-        return (textProjection(textModel.finalLayerNorm(pooled)), cost)
+        return (textProjection(rowIndependent: textModel.finalLayerNorm(pooled)), cost)
     }
 
     /// The ids up to and including the token transformers pools at.

@@ -105,7 +105,9 @@ struct PreNormBlock {
     /// every token's key and value are computed, the rest of the block only for
     /// row `row` of each of the `batch` sequences in `hidden` `[B·T, C]` (read
     /// only). A tower's last layer, when only one token per sequence is pooled
-    /// (CLIP's class token, or the end token of a causal text).
+    /// (CLIP's class token, or the end token of a causal text). The pooled rows'
+    /// products run in groups of at most ``skinnyMaxRows`` rows, so a sequence's
+    /// result does not depend on how many are encoded with it.
     func forward(pooling row: Int, of hidden: UnsafePointer<Float>, batch: Int, tokens: Int, causal: Bool,
                  into out: UnsafeMutablePointer<Float>) {
         let rows = batch * tokens, c = width, inner = fc1.outFeatures
@@ -117,13 +119,6 @@ struct PreNormBlock {
                 layerNorm(normed, hidden, weight: layerNorm1.weight.unsafeFloatPointer, bias: layerNorm1.bias.unsafeFloatPointer,
                           rows: rows, cols: c, eps: layerNorm1.eps)
                 qkv.project(keysValues, ldo: 2 * c, normed, ldx: c, rows: rows, width: c, parts: 1..<3)
-                // Row `row` of each sequence: a stride of T rows.
-                qkv.project(queries, ldo: c, normed + row * c, ldx: tokens * c, rows: batch, width: c, parts: 0..<1)
-                batchedAttention(into: context, ldo: c, q: queries, ldq: c,
-                                 k: keysValues, ldk: 2 * c, v: keysValues + c, ldv: 2 * c,
-                                 batch: batch, queryTokens: 1, keyTokens: tokens, heads: heads, headDim: c / heads) { _ in
-                    causal ? SoftmaxMask(causalOffset: row) : .none
-                }
                 let bias = outputProjection.bias?.unsafeFloatPointer
                 for b in 0..<batch {
                     let source = hidden + (b * tokens + row) * c, target = out + b * c
@@ -133,9 +128,21 @@ struct PreNormBlock {
                         target.update(from: source, count: c)
                     }
                 }
-                sgemm(transposeB: true, m: batch, n: c, k: c, a: context, lda: c, b: outputProjection.weight.unsafeFloatPointer,
-                      ldb: c, beta: 1, c: out, ldc: c)
-                feedForward(out, rows: batch, normed: context, inner: wide)
+                for first in stride(from: 0, to: batch, by: skinnyMaxRows) {
+                    let count = min(skinnyMaxRows, batch - first)
+                    // Row `row` of each sequence: a stride of T rows.
+                    qkv.project(queries + first * c, ldo: c, normed + (first * tokens + row) * c, ldx: tokens * c, rows: count,
+                                width: c, parts: 0..<1)
+                    batchedAttention(into: context + first * c, ldo: c, q: queries + first * c, ldq: c,
+                                     k: keysValues + first * tokens * 2 * c, ldk: 2 * c,
+                                     v: keysValues + first * tokens * 2 * c + c, ldv: 2 * c,
+                                     batch: count, queryTokens: 1, keyTokens: tokens, heads: heads, headDim: c / heads) { _ in
+                        causal ? SoftmaxMask(causalOffset: row) : .none
+                    }
+                    sgemm(transposeB: true, m: count, n: c, k: c, a: context + first * c, lda: c,
+                          b: outputProjection.weight.unsafeFloatPointer, ldb: c, beta: 1, c: out + first * c, ldc: c)
+                    feedForward(out + first * c, rows: count, normed: context + first * c, inner: wide + first * inner)
+                }
             }
         }
     }
