@@ -22,7 +22,8 @@ stages 2-5 use max(2, runs // 3) runs, as the Swift side does):
      similarity with an image feature, argmax (--chain-candidates, default 2048).
   5  BLIP-large (random weights): the vision tower on one 384x384 image; generate with
      exactly 20 new tokens, greedy and num_beams=3; greedy with 1 new token, and from the
-     two a greedy decoder step inside generate, (t20 - t1) / 19.
+     two a greedy decoder step inside generate, (t20 - t1) / 19; and one decoder step alone (token 11
+     after a cached 10-token prefix: text_decoder with past_key_values, argmax, cache cropped back).
   6  (only with --stage 6 --checkpoints DIR, in a fresh process) clip-interrogator 0.6.0 itself:
      time to load the ViT-L/14 and BLIP-large checkpoints that `interrogate-bench
      --write-checkpoints DIR` wrote (transformers from_pretrained, F32), the BLIP processor and
@@ -389,6 +390,29 @@ def blip_stage(runs):
     step["cpuMedianSeconds"] = max(0.0, twenty["cpuMedianSeconds"] - one["cpuMedianSeconds"]) / 19
     step["itemsPerSecond"] = 1 / step["medianSeconds"] if step["medianSeconds"] > 0 else None
     results.append(step)
+
+    # one greedy decoder step on its own (BlipStage.swift's decoderStepAlone): token 11 after a cached
+    # 10-token prefix, logits over the vocabulary and their argmax; the cache is cropped back after each step
+    decoder = model.text_decoder
+    with torch.no_grad():
+        image_embeds = model.vision_model(pixel_values=px).last_hidden_state
+        prefix = torch.tensor([[BLIP_LARGE["text_config"]["bos_token_id"]] + list(range(1000, 1009))])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            cache = decoder(input_ids=prefix, encoder_hidden_states=image_embeds, use_cache=True).past_key_values
+    token = torch.tensor([[1009]])
+
+    def step_alone():
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out = decoder(input_ids=token, encoder_hidden_states=image_embeds, past_key_values=cache, use_cache=True)
+            best = out.logits[:, -1].argmax(-1)
+        cache.crop(-1)
+        assert cache.get_seq_length() == 10
+        return best
+
+    results.append(measure("5 blip", "BLIP-large decoder step alone (token 11 after a cached 10-token prefix, greedy)",
+                           max(5, runs * 5), step_alone, items=1.0))
     return results
 
 

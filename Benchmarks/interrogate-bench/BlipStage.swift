@@ -45,8 +45,30 @@ enum BlipStage {
         }
         results.append(single)
         results.append(decoderStep(twenty: results[1], one: single))
+        results.append(try decoderStepAlone(model, pixels: pixels, runs: runs))
         return results
     }
+
+    /// One greedy decoder step on its own: the 11th token after a 10-token prefix
+    /// whose caches are ready (cross-attention keys and values computed once),
+    /// logits for the whole vocabulary and their argmax; each run starts from a
+    /// copy of the prefix's state. The PyTorch side runs `text_decoder` with the
+    /// prefix's cache, then crops the cache back.
+    static func decoderStepAlone(_ model: BlipForConditionalGeneration, pixels: Tensor, runs: Int) throws -> Measurement {
+        let decoder = model.textDecoder
+        let context = decoder.imageContext(try model.visionModel.encode(pixels).imageEmbeds)
+        var prefix = decoder.makeState(context: context, inputOfRow: [0], capacity: 32)
+        _ = try decoder.nextTokenLogits([[model.configuration.textConfig.bosTokenId ?? 0] + Array(1000..<1009)], state: &prefix)
+        return try measure(stage: "5 blip", decoderStepAloneName, runs: max(5, runs * 5), items: 1) {
+            var state = prefix
+            let logits = try decoder.nextTokenLogits([[1009]], state: &state).floats()
+            var best = 0
+            for i in logits.indices where logits[i] > logits[best] { best = i }
+            precondition(best >= 0)
+        }
+    }
+
+    static let decoderStepAloneName = "BLIP-large decoder step alone (token 11 after a cached 10-token prefix, greedy)"
 
     /// A greedy decoder step inside generate, from the 20-token and 1-token
     /// captions: (t₂₀ − t₁) / 19 (vision tower, cross-attention keys and the first

@@ -87,6 +87,12 @@ final class BLASCorePolicyTests: XCTestCase {
 
     func testDescriptionNamesTheCoreInForceLast() {
         let description = BLAS.description
+        print("BLAS: \(description)")
+        // The suite run with a forced core (NEURALCORE_BLAS_CORE=Haswell swift test) runs on it.
+        if let forced = ProcessInfo.processInfo.environment["NEURALCORE_BLAS_CORE"].flatMap(BLASCorePolicy.canonicalName),
+           ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] == nil, BLAS.provider == "OpenBLAS" {
+            XCTAssertEqual(BLAS.core, forced, description)
+        }
         if let core = BLAS.core {
             XCTAssert(description.hasSuffix("core \(core)"), description)
             XCTAssertEqual(BLAS.coreSelection.chosen?.lowercased(), core.lowercased())

@@ -26,7 +26,8 @@ import Glibc
 /// the process switches to the best kernel the CPU supports (see
 /// ``coreSelection``). A user's `OPENBLAS_CORETYPE` always wins;
 /// `NEURALCORE_BLAS_CORE=off` turns the choice off, and `NEURALCORE_BLAS_CORE=<core>`
-/// switches to a named core instead.
+/// switches to a named core instead. OpenBLAS is kept at one thread: ``Threading``
+/// splits large products between its own threads.
 public enum BLAS {
     /// The library's name: "OpenBLAS", "Accelerate", or "none" (plain Swift loops).
     public static var provider: String {
