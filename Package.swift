@@ -8,8 +8,10 @@ let swiftSettings: [SwiftSetting] = [
 ]
 
 let package = Package(
-    name: "ClipInterrogator",
-    platforms: [.macOS(.v15), .iOS(.v18)],
+    name: "swift-clip-interrogator",
+    // Only Linux is built and tested. macOS 15 is the least the APIs used need
+    // (Synchronization's Mutex and Atomic); no Apple platform is built or checked.
+    platforms: [.macOS(.v15)],
     products: [
         .library(name: "NeuralCore", targets: ["NeuralCore"]),
         .library(name: "NeuralModels", targets: ["NeuralModels"]),
@@ -20,6 +22,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        // `swift package generate-documentation` (DocC); used by no target.
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
     ],
     targets: [
         // System libraries. On Apple platforms BLAS comes from Accelerate instead.
@@ -76,6 +80,7 @@ let package = Package(
                 "ClipInterrogator", "HuggingFaceHub", "NeuralModels", "NeuralCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
+            exclude: ["install.sh"], // the install step (README, "Install"), not a source
             swiftSettings: swiftSettings
         ),
         .executableTarget(
@@ -110,7 +115,7 @@ let package = Package(
         ),
         .testTarget(
             name: "InterrogateCLITests",
-            dependencies: ["interrogate"],
+            dependencies: ["interrogate", "TestSupport"],
             path: "Tests/InterrogateCLITests",
             swiftSettings: swiftSettings
         ),
@@ -122,3 +127,16 @@ let package = Package(
         ),
     ]
 )
+
+// The libFuzzer harness (Tests/Fuzz/Sources), only when CLIP_INTERROGATOR_FUZZ is
+// set, as Tests/Fuzz/fuzz.sh builds it: with -sanitize=fuzzer, which supplies the
+// program's main, in its own scratch path (.build-fuzz).
+if Context.environment["CLIP_INTERROGATOR_FUZZ"] != nil {
+    package.products.append(.executable(name: "interrogate-fuzz", targets: ["interrogate-fuzz"]))
+    package.targets.append(.executableTarget(
+        name: "interrogate-fuzz",
+        dependencies: ["ClipInterrogator", "NeuralModels", "NeuralCore"],
+        path: "Tests/Fuzz/Sources",
+        swiftSettings: swiftSettings
+    ))
+}

@@ -29,6 +29,9 @@ stages 2-5 use max(2, runs // 3) runs, as the Swift side does):
      --write-checkpoints DIR` wrote (transformers from_pretrained, F32), the BLIP processor and
      the Interrogator with its label tables from DIR/cache (each cache checked to be a hit
      first), then one interrogate_fast on FullInterrogation's 640x480 image; peak RSS.
+  7  (only with --stage 7 --checkpoints DIR) dataset throughput: the reference's own per-image
+     loop (generate_caption, interrogate_fast, interrogate_classic) over --throughput-images
+     640x480 images (Throughput.image(k) of the Swift side), in each of --throughput-modes.
 
 Other options: --text-labels N, --chain-candidates N (subsets for a slow machine; the
 count is in the measurement's name), --clip-attn eager|sdpa (default eager),
@@ -44,7 +47,6 @@ import ast
 import importlib.util
 import json
 import os
-import platform
 import resource
 import sys
 import time
@@ -54,8 +56,11 @@ import numpy as np
 import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.dont_write_bytecode = True  # no __pycache__ beside the fixture scripts
 sys.path.insert(0, os.path.join(ROOT, "Weights", "fixtures"))
-from fixture_utils import install_open_clip_standin, open_clip_tokenizer_module  # noqa: E402
+from fixture_utils import (REFERENCE_SITES, OpenClipLikeCLIP, cpu_model, install_open_clip_standin,  # noqa: E402
+                           load_label_list, open_clip_eval_transform, open_clip_tokenizer_module,
+                           pooled_features as features, reference_trending_labels)
 DATA = os.path.join(ROOT, "Sources", "ClipInterrogator", "Resources", "data")
 CONTEXT = 77
 CHUNK_SIZE = 2048          # clip-interrogator 0.6.0 Config.chunk_size
@@ -104,10 +109,6 @@ SGEMM_SHAPES = [
 CHAIN_PROMPT = ("a painting of a lighthouse on a rocky coast at sunset, by greg rutkowski, trending on artstation, "
                 "highly detailed, dramatic lighting, oil on canvas")
 
-# clip-interrogator 0.6.0 Interrogator.load_clip_model's `sites` (checked against the installed source below)
-SITES = ['Artstation', 'behance', 'cg society', 'cgsociety', 'deviantart', 'dribble',
-         'flickr', 'instagram', 'pexels', 'pinterest', 'pixabay', 'pixiv', 'polycount',
-         'reddit', 'shutterstock', 'tumblr', 'unsplash', 'zbrush central']
 
 
 # ---------------------------------------------------------------------------------------------
@@ -178,11 +179,6 @@ def clip_model(spec, attn, seed=1):
     return model
 
 
-def features(out):
-    """transformers 5 returns a ModelOutput whose pooler_output is the projected features."""
-    return out if isinstance(out, torch.Tensor) else out.pooler_output
-
-
 def pixels(batch, size):
     """BenchmarkModels.pixels: Float((i * 2654435761) % 4001) / 1000 - 2, [batch, 3, size, size]."""
     i = np.arange(batch * 3 * size * size, dtype=np.int64)
@@ -208,13 +204,12 @@ def reference_tokenizer():
 
 
 def load_list(filename):
-    """clip-interrogator 0.6.0 load_list."""
-    with open(os.path.join(DATA, filename), "r", encoding="utf-8", errors="replace") as f:
-        return [line.strip() for line in f.readlines()]
+    """clip-interrogator 0.6.0 load_list of the vendored list."""
+    return load_label_list(os.path.join(DATA, filename))
 
 
 def check_sites():
-    """The SITES literal above is the installed clip_interrogator 0.6.0's (read, not imported:
+    """fixture_utils.REFERENCE_SITES is the installed clip_interrogator 0.6.0's (read, not imported:
     importing it pulls in open_clip's package __init__)."""
     spec = importlib.util.find_spec("clip_interrogator")
     if spec is None or not spec.submodule_search_locations:
@@ -223,7 +218,7 @@ def check_sites():
     path = os.path.join(list(spec.submodule_search_locations)[0], "clip_interrogator.py")
     for node in ast.walk(ast.parse(open(path, encoding="utf-8").read())):
         if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "sites" for t in node.targets):
-            assert ast.literal_eval(node.value) == SITES, "trending sites differ from clip_interrogator's"
+            assert ast.literal_eval(node.value) == REFERENCE_SITES, "trending sites differ from clip_interrogator's"
             return
     raise AssertionError("no `sites` list in " + path)
 
@@ -233,8 +228,7 @@ def reference_tables():
     check_sites()
     raw_artists = load_list("artists.txt")
     artists = [f"by {a}" for a in raw_artists] + [f"inspired by {a}" for a in raw_artists]
-    trendings = list(SITES) + ["trending on " + s for s in SITES] + ["featured on " + s for s in SITES] \
-        + [s + " contest winner" for s in SITES]
+    trendings = reference_trending_labels()
     return [("artists", artists), ("flavors", load_list("flavors.txt")), ("mediums", load_list("mediums.txt")),
             ("movements", load_list("movements.txt")), ("trendings", trendings)]
 
@@ -421,47 +415,12 @@ def blip_stage(runs):
 # ---------------------------------------------------------------------------------------------
 
 STAGE6_MODEL_NAME = "bench/ViT-L-14-synthetic"     # FullInterrogation.cacheModelName
-OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
-OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
-
-
-class OpenClipLikeCLIP:
-    """What the reference uses of an open_clip model, over transformers' CLIPModel."""
-
-    def __init__(self, hf):
-        self.hf = hf
-
-    def encode_text(self, tokens):
-        return features(self.hf.get_text_features(input_ids=tokens))
-
-    def encode_image(self, images):
-        return features(self.hf.get_image_features(pixel_values=images))
-
-    def eval(self):
-        self.hf.eval()
-        return self
-
-    def to(self, *args, **kwargs):
-        self.hf.to(*args, **kwargs)
-        return self
 
 
 def clip_preprocess_224(img):
     """open_clip's eval transform for OpenAI models (Resize(224, bicubic) on the shortest side,
-    CenterCrop(224), ToTensor, Normalize), without torchvision, as make_interrogator_fixtures.py."""
-    from PIL import Image
-    size = 224
-    w, h = img.size
-    short, long = (w, h) if w <= h else (h, w)
-    new_short, new_long = size, int(size * long / short)
-    new_w, new_h = (new_short, new_long) if w <= h else (new_long, new_short)
-    if (new_w, new_h) != (w, h):
-        img = img.resize((new_w, new_h), Image.Resampling.BICUBIC)
-    w, h = img.size
-    top, left = int(round((h - size) / 2.0)), int(round((w - size) / 2.0))
-    img = img.crop((left, top, left + size, top + size)).convert("RGB")
-    t = torch.from_numpy(np.array(img, dtype=np.uint8, copy=True)).permute(2, 0, 1).contiguous().float().div(255)
-    return t.sub_(torch.tensor(OPENAI_MEAN).view(-1, 1, 1)).div_(torch.tensor(OPENAI_STD).view(-1, 1, 1))
+    CenterCrop(224), convert("RGB"), ToTensor, Normalize), without torchvision (fixture_utils)."""
+    return open_clip_eval_transform(img, 224)
 
 
 def stage6_image():
@@ -491,13 +450,14 @@ def check_caches(cache_dir, tables):
             sys.exit(f"pytorch_bench.py: stage 6: {path} does not match the reference's {name} table")
 
 
-def full_interrogation_stage(checkpoints, attn):
-    """Load time (both models from the checkpoint folder, processor, the reference's Interrogator
-    with its label tables from the caches) and one interrogate_fast on a 640x480 image."""
+def load_reference_interrogator(checkpoints, attn):
+    """The reference's Interrogator over the checkpoint folder's models and label caches (both models
+    from the folder, the processor, its label tables from the caches). Returns (interrogator, seconds to
+    load, peak RSS after loading); imports are not timed (the Swift side's load starts in a running
+    process too)."""
     directory = os.path.abspath(checkpoints)
     tables = reference_tables() + [("negative", load_list("negative.txt"))]
     check_caches(os.path.join(directory, "cache"), tables)
-    # imports are not timed (the Swift side's load starts in a running process too)
     install_open_clip_standin(CONTEXT)
     from transformers import BlipConfig, BlipForConditionalGeneration, BlipProcessor, CLIPConfig, CLIPModel
     with warnings.catch_warnings():
@@ -533,21 +493,55 @@ def full_interrogation_stage(checkpoints, attn):
               f"{unexpected[:4]}", flush=True)
     for name, labels in tables:
         assert len(getattr(ci, name).embeds) == len(labels), name
+    return ci, loaded - start, load_peak
+
+
+def single_measurement(stage, name, seconds, peak, items=None):
+    return {"stage": stage, "name": name, "runs": 1, "medianSeconds": seconds, "minSeconds": seconds,
+            "maxSeconds": seconds, "gflops": None, "itemsPerSecond": None if items is None else items / seconds,
+            "peakResidentMB": peak}
+
+
+def full_interrogation_stage(checkpoints, attn):
+    """Load time and one interrogate_fast on a 640x480 image."""
+    ci, load_seconds, load_peak = load_reference_interrogator(checkpoints, attn)
     image = stage6_image()
+    start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         prompt = ci.interrogate_fast(image)
     done = time.perf_counter()
     print(f"  prompt: {prompt[:120]}...", flush=True)
     stage = "6 full interrogation"
+    return [single_measurement(stage, STAGE6_LOAD, load_seconds, load_peak),
+            single_measurement(stage, STAGE6_FAST, done - start, peak_resident_mb(), items=1.0)]
 
-    def single(name, seconds, peak, items=None):
-        return {"stage": stage, "name": name, "runs": 1, "medianSeconds": seconds, "minSeconds": seconds,
-                "maxSeconds": seconds, "gflops": None, "itemsPerSecond": None if items is None else items / seconds,
-                "peakResidentMB": peak}
 
-    return [single(STAGE6_LOAD, loaded - start, load_peak),
-            single(STAGE6_FAST, done - loaded, peak_resident_mb(), items=1.0)]
+def throughput_image(k):
+    """Throughput.image(k) of the Swift side: byte i = ((i + 7919k) * (2654435761 >> 13)) mod 256."""
+    from PIL import Image
+    i = np.arange(640 * 480 * 3, dtype=np.int64) + 7919 * k
+    pixels = ((i * (2_654_435_761 >> 13)) & 0xFF).astype(np.uint8).reshape(480, 640, 3)
+    return Image.fromarray(pixels, "RGB")
+
+
+def throughput_stage(checkpoints, attn, count, modes):
+    """The reference's own per-image loop over `count` images in each mode (generate_caption,
+    interrogate_fast, interrogate_classic: each captions and embeds its image itself)."""
+    ci, _, _ = load_reference_interrogator(checkpoints, attn)
+    images = [throughput_image(k) for k in range(count)]
+    methods = {"caption": ci.generate_caption, "fast": ci.interrogate_fast, "classic": ci.interrogate_classic}
+    results = []
+    for mode in modes:
+        start = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for image in images:
+                methods[mode](image)
+        seconds = time.perf_counter() - start
+        results.append(single_measurement("7 throughput", f"{mode} mode, {count} images, per-image loop", seconds,
+                                          peak_resident_mb(), items=float(count)))
+    return results
 
 
 STAGE6_LOAD = "load ViT-L/14 + BLIP-large + label caches from files"
@@ -557,15 +551,6 @@ STAGE6_FAST = "fast-mode interrogation, one 640x480 image"
 # ---------------------------------------------------------------------------------------------
 
 def metadata(threads):
-    cpu = "unknown"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        cpu = platform.processor() or "unknown"
     import transformers
     return {"python": sys.version.split()[0], "torch": torch.__version__, "transformers": transformers.__version__,
             "threads": threads, "torch_num_threads": torch.get_num_threads(),
@@ -574,7 +559,7 @@ def metadata(threads):
             "blas": "MKL" if torch.backends.mkl.is_available() else "other",
             "mkldnn": torch.backends.mkldnn.is_available(),
             "torch_config": torch.__config__.show(), "parallel_info": torch.__config__.parallel_info(),
-            "cpu_model": cpu, "cpu_count": os.cpu_count(),
+            "cpu_model": cpu_model(), "cpu_count": os.cpu_count(),
             "load_average_at_start": os.getloadavg() if hasattr(os, "getloadavg") else None,
             "env": {k: os.environ.get(k) for k in ["OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_CORETYPE",
                                                    "OPENBLAS_L2_SIZE", "KMP_AFFINITY", "MKL_ENABLE_INSTRUCTIONS"]}}
@@ -582,7 +567,7 @@ def metadata(threads):
 
 def main():
     parser = argparse.ArgumentParser(description="PyTorch side of interrogate-bench")
-    parser.add_argument("--stage", help="run one stage (1-5; 6 only when named, with --checkpoints)")
+    parser.add_argument("--stage", help="run one stage (1-5; 6 and 7 only when named, with --checkpoints)")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
                         help="torch.set_num_threads (default: the number of processors, as the Swift side)")
     parser.add_argument("--runs", type=int, default=10)
@@ -595,7 +580,9 @@ def main():
                         help="stage 4: candidates in the rank_top batch (default 2048, the reference's)")
     parser.add_argument("--clip-attn", default="eager", choices=["eager", "sdpa"])
     parser.add_argument("--checkpoints", metavar="DIR",
-                        help="stage 6 (only with --stage 6): the folder interrogate-bench --write-checkpoints DIR wrote")
+                        help="stages 6 and 7 (only when named): the folder interrogate-bench --write-checkpoints DIR wrote")
+    parser.add_argument("--throughput-images", type=int, default=16, help="stage 7: images per mode (default 16)")
+    parser.add_argument("--throughput-modes", default="caption,fast,classic", help="stage 7: modes (default %(default)s)")
     args = parser.parse_args()
 
     threads = max(1, args.threads)
@@ -626,6 +613,11 @@ def main():
         if not args.checkpoints:
             parser.error("--stage 6 needs --checkpoints DIR (written by interrogate-bench --write-checkpoints DIR)")
         results += full_interrogation_stage(args.checkpoints, args.clip_attn)
+    if args.stage == "7":
+        if not args.checkpoints:
+            parser.error("--stage 7 needs --checkpoints DIR (written by interrogate-bench --write-checkpoints DIR)")
+        results += throughput_stage(args.checkpoints, args.clip_attn, args.throughput_images,
+                                    args.throughput_modes.split(","))
     print_table(results)
     if args.json:
         with open(args.json, "w") as f:

@@ -25,7 +25,11 @@ Stage 6 (only when asked for: --stage 6) is load time and peak memory of a whole
 in a fresh process: `interrogate-bench --full-interrogation DIR` against `pytorch_bench.py
 --stage 6 --checkpoints DIR` (clip-interrogator 0.6.0 itself, models and label caches from the
 same files); DIR (--checkpoints) is written first with `interrogate-bench --write-checkpoints
-DIR` (about 3.7 GB) when missing. Peak RSS is per process, so per stage.
+DIR` (about 3.7 GB) when missing. Peak RSS is per process, so per stage. Stage 6 also times
+whole Swift interrogations in --stage6-modes (default best,turbo) with a 16-step chain. Stage 7
+(only when asked for) is dataset throughput on the same files: `interrogate-bench --throughput
+DIR --batch-size B` for each of --throughput-batches (fresh processes) against the reference's
+per-image loop (`pytorch_bench.py --stage 7`), images per hour per mode.
 
 Measurements are matched by (stage, name). Where the two sides measure different methods
 of the same work, the pairs are listed in MAPPINGS below and compared per item (labels or
@@ -50,11 +54,14 @@ import sys
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.dont_write_bytecode = True  # no __pycache__ beside the fixture scripts
+sys.path.insert(0, os.path.join(ROOT, "Weights", "fixtures"))
+from fixture_utils import cpu_model  # noqa: E402  (standard library only: this driver never imports torch)
 SWIFT_BIN = os.path.join(ROOT, ".build", "release", "interrogate-bench")
 PYTORCH_BENCH = os.path.join(ROOT, "Benchmarks", "pytorch_bench.py")
 DEFAULT_PYTHON = os.path.join(ROOT, ".venv-ref", "bin", "python")
-ALL_STAGES = ["1", "2", "3", "4", "5"]           # the default; stage 6 only when asked for
-KNOWN_STAGES = ALL_STAGES + ["6"]
+ALL_STAGES = ["1", "2", "3", "4", "5"]           # the default; stages 6 and 7 only when asked for
+KNOWN_STAGES = ALL_STAGES + ["6", "7"]
 DEFAULT_CHECKPOINTS = os.path.join(tempfile.gettempdir(), "interrogate-bench-checkpoints")
 # pytorch_bench.py's stage 6 names (the Swift side prints a report; converted to these)
 STAGE6 = "6 full interrogation"
@@ -72,18 +79,9 @@ MAPPINGS = [
      "Swift token tree over the cached prompt vs the reference's rank_top (tokenise + encode at 77), per candidate"),
     ("4 chain step", r"^\d+ candidates, full re-encoding", r"^\d+ candidates, rank_top",
      "Swift full re-encoding at true length vs the reference's rank_top, per candidate"),
-]
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+] + [("7 throughput", rf"^{mode} mode, \d+ images, batch \d+$", rf"^{mode} mode, \d+ images, per-image loop$",
+      f"{mode} mode: Swift batched captions and embeddings vs the reference's per-image loop, per image")
+     for mode in ("caption", "fast", "classic")]
 
 
 def cpu_flags():
@@ -122,6 +120,13 @@ def env_line(env_overrides):
 def read_json(path):
     with open(path) as f:
         return json.load(f)
+
+
+def swift_throughput_measurements(rows):
+    """Throughput.Row list (one batch size) -> stage 7 measurements."""
+    return [{"stage": "7 throughput", "name": f"{r['mode']} mode, {r['images']} images, batch {r['batchSize']}",
+             "runs": 1, "medianSeconds": r["seconds"], "minSeconds": r["seconds"], "maxSeconds": r["seconds"],
+             "itemsPerSecond": r["images"] / r["seconds"], "peakResidentMB": r["peakResidentMB"]} for r in rows]
 
 
 def swift_stage6_measurements(report):
@@ -279,6 +284,10 @@ def main():
     ap.add_argument("--stage6-modes", default="best,turbo", metavar="MODES",
                     help="stage 6: whole Swift interrogations in these modes after the fast one, with a 16-step "
                          "chain (default %(default)s; empty for none)")
+    ap.add_argument("--throughput-batches", default="1,8", metavar="SIZES",
+                    help="stage 7: the Swift batch sizes, one process each (default %(default)s)")
+    ap.add_argument("--throughput-images", type=int, default=16, metavar="N",
+                    help="stage 7: images per mode on each side (default %(default)s)")
     ap.add_argument("--work-dir", help="folder for the raw per-run JSON files (default: a new temporary folder)")
     args = ap.parse_args()
 
@@ -320,13 +329,25 @@ def main():
 
     common = ["--threads", str(threads), "--runs", str(args.runs)]
     checkpoints = os.path.abspath(args.checkpoints)
-    if "6" in stages and not os.path.exists(os.path.join(checkpoints, "clip", "model.safetensors")):
+    if ("6" in stages or "7" in stages) and not os.path.exists(os.path.join(checkpoints, "clip", "model.safetensors")):
         rc, _ = run_logged([SWIFT_BIN, "--write-checkpoints", checkpoints], log=commands)
         if rc != 0:
             failures.append(f"interrogate-bench --write-checkpoints: exit {rc}")
-            stages = [s for s in stages if s != "6"]
+            stages = [s for s in stages if s not in ("6", "7")]
     for stage in stages:
         for key, side in swift_runs.items():
+            if stage == "7":
+                # one fresh process per batch size, so each peak RSS is that batch size's
+                for batch in args.throughput_batches.split(","):
+                    cmd = [SWIFT_BIN, "--threads", str(threads), "--throughput", checkpoints, "--batch-size", batch,
+                           "--images", str(args.throughput_images)]
+                    rc, output = run_logged(cmd, env=dict(base_env, **side["env"]), log=commands)
+                    commands[-1]["env"] = side["env"]
+                    try:
+                        side["results"] += swift_throughput_measurements(json.loads(output[output.index("["):output.rindex("]") + 1]))
+                    except ValueError as e:
+                        failures.append(f"Swift ({key}) stage 7, batch {batch}: exit {rc} ({e})")
+                continue
             out = os.path.join(work, f"swift-{key}-stage{stage}.json")
             if stage == "6":
                 # a fresh process; the report is printed as JSON (FullInterrogation.Report)
@@ -357,7 +378,8 @@ def main():
         out = os.path.join(work, f"pytorch-stage{stage}.json")
         meta = os.path.join(work, "pytorch-meta.json")
         cmd = [args.python, PYTORCH_BENCH, "--stage", stage] + common + ["--json", out, "--meta", meta] \
-            + (["--checkpoints", checkpoints] if stage == "6" else []) + args.pytorch_arg
+            + (["--checkpoints", checkpoints] if stage in ("6", "7") else []) \
+            + (["--throughput-images", str(args.throughput_images)] if stage == "7" else []) + args.pytorch_arg
         rc, output = run_logged(cmd, log=commands)
         commands[-1]["env"] = {}
         if output and pytorch["header"] is None:

@@ -37,6 +37,25 @@ struct InterrogateBench {
                 encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
                 print(String(decoding: try encoder.encode(report), as: UTF8.self))
                 return
+            case "--throughput":
+                // --throughput DIR [--batch-size N] [--images N] [--modes caption,fast,classic]
+                let directory = URL(fileURLWithPath: arguments.popFirst() ?? "bench-checkpoints")
+                var (batchSize, images, modes) = (8, 16, [InterrogationMode.caption, .fast, .classic])
+                while let option = arguments.first, option.hasPrefix("--") {
+                    arguments.removeFirst()
+                    let value = arguments.popFirst() ?? ""
+                    switch option {
+                    case "--batch-size": batchSize = max(1, Int(value) ?? batchSize)
+                    case "--images": images = max(1, Int(value) ?? images)
+                    case "--modes": modes = value.split(separator: ",").compactMap { InterrogationMode(rawValue: String($0)) }
+                    default: FileHandle.standardError.write(Data("unknown --throughput option \(option)\n".utf8)); exit(2)
+                    }
+                }
+                let rows = try Throughput.run(directory: directory, modes: modes, batchSize: batchSize, images: images)
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                print(String(decoding: try encoder.encode(rows), as: UTF8.self))
+                return
             case "--turbo-quality":
                 // POOL[:BATCH[:MARGIN]], comma-separated.
                 let settings = (arguments.popFirst() ?? "128,256,512").split(separator: ",").map { item in
@@ -62,6 +81,8 @@ struct InterrogateBench {
                            interrogate-bench --full-interrogation DIR [--modes best,turbo]
                                                (stage 6: load time, peak memory, fast mode; then whole
                                                 interrogations in other modes with a 16-step chain)
+                           interrogate-bench --throughput DIR [--batch-size N] [--images N] [--modes caption,fast,classic]
+                                               (stage 7: images/hour, batched captions and embeddings)
                            interrogate-bench --clip-parity DIR
                            interrogate-bench [--json FILE] --turbo-quality [POOL[:BATCH[:MARGIN]],…]  (turbo vs best)
                     """)

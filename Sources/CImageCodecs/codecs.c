@@ -241,6 +241,25 @@ typedef struct cic_jpeg_error {
     int finishing;                   // set once every scanline has been read
 } cic_jpeg_error;
 
+/// libjpeg's progress hook, used as djpeg's `-maxscans` and TurboJPEG's
+/// TJPARAM_SCANLIMIT use it: a progressive file of many tiny scans makes the
+/// decoder revisit the whole coefficient buffer once per scan, so a few KB can
+/// keep it busy for minutes. Past `CIC_JPEG_MAX_SCANS` scans the file is refused.
+static void cic_jpeg_progress(j_common_ptr cinfo) {
+    if (!cinfo->is_decompressor) {
+        return;
+    }
+    j_decompress_ptr dinfo = (j_decompress_ptr)cinfo;
+    if (dinfo->input_scan_number > CIC_JPEG_MAX_SCANS) {
+        cic_jpeg_error *error = (cic_jpeg_error *)cinfo->err;
+        char buffer[96];
+        snprintf(buffer, sizeof(buffer), "progressive JPEG has more than %d scans", CIC_JPEG_MAX_SCANS);
+        cic_set_message(error->out, buffer);
+        error->status = CIC_CORRUPT;
+        longjmp(error->jump, 1);
+    }
+}
+
 static void cic_jpeg_error_exit(j_common_ptr cinfo) {
     cic_jpeg_error *error = (cic_jpeg_error *)cinfo->err;
     char buffer[JMSG_LENGTH_MAX];
@@ -347,6 +366,7 @@ static CICStatus cic_jpeg_run(j_decompress_ptr cinfo, cic_jpeg_error *error,
 typedef struct cic_jpeg_state {
     struct jpeg_decompress_struct cinfo;
     cic_jpeg_error error;
+    struct jpeg_progress_mgr progress;
 } cic_jpeg_state;
 
 CICStatus cic_decode_jpeg(const uint8_t *data, size_t size, uint64_t max_pixels, CICRaster *out) {
@@ -373,6 +393,8 @@ CICStatus cic_decode_jpeg(const uint8_t *data, size_t size, uint64_t max_pixels,
         status = state->error.status == CIC_OK ? CIC_CORRUPT : state->error.status;
     } else {
         jpeg_create_decompress(cinfo);
+        state->progress.progress_monitor = cic_jpeg_progress;
+        cinfo->progress = &state->progress;
         status = cic_jpeg_run(cinfo, &state->error, data, size, max_pixels, out);
     }
     jpeg_destroy_decompress(cinfo);

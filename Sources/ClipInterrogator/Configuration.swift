@@ -44,6 +44,9 @@ public struct InterrogatorConfiguration: Sendable {
     public var threads: Int?
     /// Receives progress reports (caption, cache building, chain steps); nil is quiet.
     public var progress: (@Sendable (InterrogatorProgress) -> Void)?
+    /// Receives problems the interrogator works around (a cache it cannot write);
+    /// nil ignores them.
+    public var warnings: (@Sendable (InterrogatorWarning) -> Void)?
 
     /// A configuration for the encoder called `encoderName`, with the
     /// reference's defaults for everything else.
@@ -59,6 +62,22 @@ public struct InterrogatorConfiguration: Sendable {
 
     /// The ranking method these settings select.
     public var ranking: RankingMethod { exactRanking ? .exact : .chunked(chunkSize: chunkSize) }
+}
+
+/// A problem an interrogator worked around.
+public enum InterrogatorWarning: Sendable, Equatable, CustomStringConvertible {
+    /// Label embeddings could not be stored in the cache `directory`; the tables
+    /// are kept in memory for this interrogator and embedded again next time.
+    /// Reported once per interrogator.
+    case cacheNotWritten(directory: String, reason: String)
+
+    /// A one-line explanation.
+    public var description: String {
+        switch self {
+        case let .cacheNotWritten(directory, reason):
+            "cannot write label embeddings to the cache \(directory) (\(reason)); they are kept in memory for this run"
+        }
+    }
 }
 
 /// A progress report from long-running work.

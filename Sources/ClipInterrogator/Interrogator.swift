@@ -7,13 +7,16 @@ import Synchronization
 /// a caption, then labels (artists, flavors, mediums, movements, trending sites)
 /// ranked by an image–text encoder, assembled by one of the reference's modes.
 ///
-/// The encoder is any ``ImageTextEncoder`` (CLIP is the first); the caption
-/// model any ``ImageCaptioning`` (BLIP is the first). An interrogator is safe to
+/// The encoder is any `ImageTextEncoder` (CLIP is the first); the caption
+/// model any `ImageCaptioning` (BLIP is the first). An interrogator is safe to
 /// share across concurrent tasks. The label tables' embeddings are loaded (or
 /// computed, and cached on disk in the reference's format when a cache
 /// directory is configured) on first use, once: caption-only work never needs
 /// them.
 public final class Interrogator: Sendable {
+    /// This package's version (`interrogate --version` prints it).
+    public static let version = "0.1.0"
+
     /// The image–text encoder that scores labels against images.
     public let encoder: any ImageTextEncoder
     /// The caption model; nil when captions are always supplied (style mode).
@@ -27,8 +30,13 @@ public final class Interrogator: Sendable {
 
     /// An interrogator around `encoder` and `captioner`.
     ///
-    /// - Parameter customTables: user label tables as (name, labels); the name also
-    ///   names their cache file.
+    /// - Parameters:
+    ///   - encoder: the image–text encoder that ranks labels (CLIP: `CLIPEncoder`).
+    ///   - captioner: the caption model (BLIP: `BlipCaptioner`), or nil when
+    ///     captions are always supplied (style mode).
+    ///   - configuration: the settings.
+    ///   - customTables: user label tables as (name, labels); the name also
+    ///     names their cache file.
     public init(encoder: any ImageTextEncoder, captioner: (any ImageCaptioning)?, configuration: InterrogatorConfiguration,
                 customTables: [(name: String, labels: [String])] = []) {
         if let threads = configuration.threads { Threading.setThreadCount(threads) }
@@ -50,8 +58,8 @@ public final class Interrogator: Sendable {
     }
 
     /// Loads an interrogator from local Hugging Face checkpoint folders: a CLIP
-    /// model (``CLIPEncoder/init(directory:)``) and, unless nil, a BLIP captioning
-    /// model (``BlipCaptioner/init(directory:options:prompt:)``).
+    /// model (`CLIPEncoder/init(directory:)`) and, unless nil, a BLIP captioning
+    /// model (`BlipCaptioner/init(directory:options:prompt:)`).
     public static func load(clipDirectory: URL, captionDirectory: URL?, configuration: InterrogatorConfiguration,
                             captionOptions: GenerationOptions = GenerationOptions(),
                             customTables: [(name: String, labels: [String])] = []) throws -> Interrogator {
@@ -63,10 +71,12 @@ public final class Interrogator: Sendable {
     /// The reference's label tables and the user tables, with their embeddings:
     /// loaded from the cache, or computed (reporting progress) and cached, the
     /// first time they are needed; concurrent callers wait for that one build.
+    /// A cancelled build (``prepareLabelTables(progress:)``) keeps nothing but
+    /// the tables it finished and cached; the next call starts again.
     public func labelTables() throws -> LabelTables {
         try builtTables.withLock { built in
             if let built { return built }
-            let builder = LabelTableBuilder(encoder: encoder, configuration: configuration)
+            let builder = LabelTableBuilder(encoder: encoder, configuration: configuration, report: report)
             let set = try configuration.labelSet ?? LabelSet.reference()
             let tables = LabelTables(
                 artists: try builder.table(set.artists), flavors: try builder.table(set.flavors),

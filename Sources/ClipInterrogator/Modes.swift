@@ -71,12 +71,13 @@ extension Interrogator {
     /// The top `count` labels of every table with their similarity to the image
     /// (as the reference's Gradio "Analyze" tab: ranked with the cached
     /// embeddings, scored by encoding the winners afresh).
-    public func analysis(image: [Float], count: Int = 5) throws -> [(table: String, matches: [(label: String, similarity: Float)])] {
+    public func analysis(image: [Float], count: Int = 5) throws -> [TableMatches] {
         let tables = try labelTables()
         let listed = [tables.mediums, tables.artists, tables.movements, tables.trendings, tables.flavors] + tables.custom
         return try listed.map { table in
             let top = table.rankLabels(image, topCount: count, method: configuration.ranking)
-            return (tables.titles[table.name] ?? table.name, Array(zip(top, try similarities(image, top))).map { (label: $0.0, similarity: $0.1) })
+            return TableMatches(table: tables.titles[table.name] ?? table.name,
+                                matches: zip(top, try similarities(image, top)).map { TableMatches.Match(label: $0.0, similarity: $0.1) })
         }
     }
 
@@ -121,7 +122,7 @@ extension Interrogator {
             let index = Self.firstIndexOfMaximum(scores)
             let (prompt, score) = (candidates[index], scores[index])
             if score > best.similarity { best = (prompt, score) }
-            configuration.progress?(.chainStep(name: name, step: step + 1, maxSteps: maxCount, cost: cost))
+            try report(.chainStep(name: name, step: step + 1, maxSteps: maxCount, cost: cost))
             guard score > current.similarity || step < minCount else { break }
             current = (prompt, score)
             if encoder.fillsContext(current.prompt) { break }

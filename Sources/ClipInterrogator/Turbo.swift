@@ -7,7 +7,7 @@ import NeuralModels
 /// Turbo runs best mode with a cheaper chain search. Best mode's chain scores
 /// every remaining candidate ("prompt, phrase") at every step: about 2,000
 /// candidates times up to 32 steps. Turbo's chain
-/// (``Interrogator/turboChain(image:phrases:start:minCount:maxCount:settings:name:trace:)``)
+/// (`Interrogator/turboChain(image:phrases:start:minCount:maxCount:settings:name:trace:)`)
 /// keeps two savings, both deterministic:
 ///
 /// 1. **A smaller pool.** It draws from the ``poolSize`` best-ranked of best
@@ -98,7 +98,7 @@ extension Interrogator {
             let winner = scored.min { a, b in a.score > b.score || (a.score == b.score && a.index < b.index) }!
             let (prompt, score) = ("\(current.prompt), \(remaining[winner.index])", winner.score)
             if score > best.similarity { best = (prompt, score) }
-            configuration.progress?(.chainStep(name: name, step: step + 1, maxSteps: maxCount, cost: cost))
+            try report(.chainStep(name: name, step: step + 1, maxSteps: maxCount, cost: cost))
             guard score > current.similarity || step < minCount else { break }
             current = (prompt, score)
             if encoder.fillsContext(current.prompt) { break }

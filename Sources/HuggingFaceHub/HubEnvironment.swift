@@ -22,6 +22,10 @@ public struct HubEnvironment: Sendable, Equatable {
     public var cacheDirectory: URL
     /// No network at all: only local directories and the cache.
     public var offline: Bool
+    /// What turned ``offline`` on, as errors name it: the variable that
+    /// ``init(variables:userAgent:)`` read (`HF_HUB_OFFLINE=1`), or what an
+    /// application sets (the `interrogate` command: `--offline`).
+    public var offlineReason = "offline mode"
     /// The `User-Agent` header.
     public var userAgent: String
 
@@ -92,10 +96,13 @@ public struct HubEnvironment: Sendable, Equatable {
         if token?.isEmpty == true { token = nil }
 
         let truthy: Set<String> = ["1", "ON", "YES", "TRUE"]
-        let offline = (value("HF_HUB_OFFLINE") ?? value("TRANSFORMERS_OFFLINE")).map { truthy.contains($0.uppercased()) } ?? false
+        let offlineVariable = value("HF_HUB_OFFLINE") != nil ? "HF_HUB_OFFLINE" : "TRANSFORMERS_OFFLINE"
+        let offlineValue = value(offlineVariable)
+        let offline = offlineValue.map { truthy.contains($0.uppercased()) } ?? false
 
         self.init(endpoint: endpoint, token: token, cacheDirectory: URL(fileURLWithPath: cache, isDirectory: true),
                   offline: offline, userAgent: userAgent)
+        if let offlineValue { offlineReason = "\(offlineVariable)=\(offlineValue)" }
     }
 
     /// Settings from this process's environment (see ``init(variables:userAgent:)``).

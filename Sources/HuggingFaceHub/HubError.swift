@@ -45,9 +45,10 @@ public enum HubError: Error, CustomStringConvertible, LocalizedError, Sendable, 
     case checksumMismatch(repository: String, file: String, expected: String, actual: String)
     /// A `*.safetensors.index.json` could not be read.
     case invalidIndex(file: String, reason: String)
-    /// Offline (``HubEnvironment/offline`` or `HF_HUB_OFFLINE=1`) and the cache
-    /// lacks `missingFiles`; they belong in `directory`.
-    case offline(repository: String, missingFiles: [String], directory: String)
+    /// Offline (``HubEnvironment/offline``; `reason` is what turned it on,
+    /// ``HubEnvironment/offlineReason``) and the cache lacks files: which, and
+    /// the directory they belong in.
+    case offline(repository: String, missingFiles: [String], directory: String, reason: String)
     /// A file-system operation in the cache failed.
     case fileSystem(path: String, operation: String, reason: String)
 
@@ -95,8 +96,8 @@ public enum HubError: Error, CustomStringConvertible, LocalizedError, Sendable, 
             return "\(repository)/\(file): SHA-256 \(actual) does not match the hub's \(expected); nothing was kept"
         case let .invalidIndex(file, reason):
             return "cannot read the weight index \(file): \(reason)"
-        case let .offline(repository, missingFiles, directory):
-            return "offline mode (HF_HUB_OFFLINE) and the cache lacks \(repository)'s "
+        case let .offline(repository, missingFiles, directory, reason):
+            return "offline (\(reason)) and the cache lacks \(repository)'s "
                 + missingFiles.joined(separator: ", ")
                 + "; put them in \(directory), or pass a directory that holds the model's files"
         case let .fileSystem(path, operation, reason):

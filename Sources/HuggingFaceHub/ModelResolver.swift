@@ -157,7 +157,8 @@ public struct ModelResolver: Sendable {
         }
         if environment.offline {
             let placement = cache.placement(repository, files: files, revision: revision)
-            throw HubError.offline(repository: repository, missingFiles: placement.missing, directory: placement.directory.path)
+            throw HubError.offline(repository: repository, missingFiles: placement.missing, directory: placement.directory.path,
+                                   reason: environment.offlineReason)
         }
         return try download(repository, files: files, revision: revision)
     }

@@ -30,7 +30,7 @@ final class DemoModelTests: XCTestCase {
     /// What the Swift pipeline makes of one image.
     struct Output {
         let caption: String
-        let analysis: [(table: String, matches: [(label: String, similarity: Float)])]
+        let analysis: [TableMatches]
         let image: [Float]
     }
 
@@ -137,16 +137,13 @@ final class DemoModelTests: XCTestCase {
     /// prompts).
     func testBatchesOfEightEqualOneAtATime() throws {
         let (interrogator, heldout, _, outputs) = try run()
-        let captioner = try XCTUnwrap(interrogator.captioner)
         for start in stride(from: 0, to: heldout.count, by: 8) {
             let entries = heldout[start..<min(start + 8, heldout.count)]
             let images = try entries.map { try ImageDecoder.decode(contentsOf: Fixtures.url("demo/" + $0.file)) }
-            XCTAssertEqual(try captioner.captions(images, maxTokens: interrogator.configuration.captionMaxLength, progress: nil),
-                           outputs[start..<start + images.count].map(\.caption), "images \(start)...")
-            let embeddings = try interrogator.encoder.imageEmbeddings(interrogator.encoder.imageProcessor.batch(images)).floats()
-            let d = interrogator.encoder.embeddingDimension
+            let features = try interrogator.features(ofEach: images)
             for (i, output) in outputs[start..<start + images.count].enumerated() {
-                XCTAssertEqual(Array(embeddings[(i * d)..<((i + 1) * d)]), output.image, "image \(start + i) embedding")
+                XCTAssertEqual(features[i].caption, output.caption, "image \(start + i) caption")
+                XCTAssertEqual(features[i].embedding, output.image, "image \(start + i) embedding")
             }
         }
     }

@@ -83,11 +83,50 @@ final class InterrogatorParityTests: XCTestCase {
             check(try interrogator.negativePrompt(image: features), expected.negative, "negative")
 
             let names = ["medium": "mediums", "artist": "artists", "movement": "movements", "trending": "trendings", "flavor": "flavors"]
-            for (table, matches) in try interrogator.analysis(image: features) {
+            for (table, matches) in try interrogator.analysis(image: features).map({ ($0.table, $0.matches) }) {
                 let reference = try XCTUnwrap(expected.analyze[names[table] ?? table], table)
                 XCTAssertEqual(matches.map(\.label), reference.labels, "\(expected.file) analyze \(table)")
                 assertClose(matches.map(\.similarity), reference.similarities, tolerance: 1e-5, "\(expected.file) analyze \(table) scores")
             }
+        }
+    }
+
+    /// A caption model that answers "" (as random-weight or badly tuned BLIPs do).
+    struct EmptyCaptioner: ImageCaptioning {
+        func caption(_ image: RGBImage, maxTokens: Int, progress: (@Sendable (Int, Int) throws -> Void)?) throws -> String { "" }
+    }
+
+    /// With an empty caption every mode matches the real clip-interrogator run
+    /// with a caption model that answers "" (Tests/Fixtures/interrogator/empty-caption.json,
+    /// Weights/fixtures/make_empty_caption_fixtures.py): best mode starts its chain
+    /// from the best phrase, as the reference's `chain(best_prompt="")` does, and
+    /// no prompt starts with ", ". Turbo mode, which the reference lacks, keeps
+    /// the same start.
+    func testEveryModeWithAnEmptyCaptionMatchesTheReference() throws {
+        struct Reference: Decodable {
+            struct Prompt: Decodable { let prompt: String; let ids: [Int] }
+            struct Image: Decodable { let file: String; let caption: String; let fast: Prompt, classic: Prompt, best: Prompt, negative: Prompt }
+            let images: [Image]
+        }
+        let reference = try JSONDecoder().decode(Reference.self, from: Data(contentsOf: Fixtures.url("interrogator/empty-caption.json")))
+        let (shared, _) = try interrogator()
+        let interrogator = Interrogator(encoder: shared.encoder, captioner: EmptyCaptioner(), configuration: shared.configuration)
+        XCTAssertEqual(reference.images.count, 3)
+        for expected in reference.images {
+            let image = try ImageDecoder.decode(contentsOf: Fixtures.url("interrogator/\(expected.file)"))
+            XCTAssertEqual(expected.caption, "")
+            for (mode, golden) in [(InterrogationMode.fast, expected.fast), (.classic, expected.classic), (.best, expected.best)] {
+                let result = try interrogator.interrogate([image], mode: mode)
+                XCTAssertEqual(result.caption, "")
+                let prompt = try XCTUnwrap(result.prompt)
+                XCTAssertEqual(interrogator.encoder.tokenize(prompt), golden.ids, "\(expected.file) \(mode): \(prompt) vs \(golden.prompt)")
+            }
+            let negative = try XCTUnwrap(interrogator.interrogate([image], mode: .negative).negativePrompt)
+            XCTAssertEqual(interrogator.encoder.tokenize(negative), expected.negative.ids, "\(expected.file) negative")
+            XCTAssertEqual(try interrogator.interrogate([image], mode: .caption).prompt, "")
+            let turbo = try XCTUnwrap(interrogator.interrogate([image], mode: .turbo).prompt)
+            XCTAssertFalse(turbo.hasPrefix(","), "\(expected.file) turbo: \(turbo)")
+            XCTAssertFalse(turbo.isEmpty)
         }
     }
 
@@ -130,7 +169,7 @@ final class PrecomputedCacheTests: XCTestCase {
         var configuration = InterrogatorConfiguration(encoderName: "tiny/random")
         configuration.precomputedCacheDirectory = Fixtures.url("interrogator/cache")
         let encoder = CLIPEncoder(model: clip, tokenizer: tokenizer, processor: CLIPImageProcessor(size: 32))
-        let builder = LabelTableBuilder(encoder: encoder, configuration: configuration)
+        let builder = LabelTableBuilder(encoder: encoder, configuration: configuration, report: { _ in })
         let mediums = try ReferenceLabels.list(.mediums)
         let table = try builder.table(LabelSet.List(name: "mediums", labels: mediums))
         let published = try XCTUnwrap(LabelEmbeddingCache(directory: Fixtures.url("interrogator/cache"), modelName: "tiny/random")

@@ -103,9 +103,9 @@ final class ModelNameTests: XCTestCase {
     /// The file sets name what the loaders read: the demo checkpoints, complete
     /// Hugging Face folders, satisfy them, and lack nothing else the sets require.
     func testFileSetsMatchCheckpointFolders() {
-        XCTAssertEqual(HubFileSet.clip.missingFiles(in: DemoModel.clipDirectory), [])
-        XCTAssertEqual(HubFileSet.blip.missingFiles(in: DemoModel.captionDirectory), [])
-        XCTAssertEqual(HubFileSet.clip.missingFiles(in: DemoModel.captionDirectory), ["vocab.json", "merges.txt"])
-        XCTAssertEqual(HubFileSet.blip.missingFiles(in: DemoModel.clipDirectory), ["vocab.txt"])
+        XCTAssertEqual(HubFileSet.clip.missingFiles(in: try DemoModel.clipDirectory), [])
+        XCTAssertEqual(HubFileSet.blip.missingFiles(in: try DemoModel.captionDirectory), [])
+        XCTAssertEqual(HubFileSet.clip.missingFiles(in: try DemoModel.captionDirectory), ["vocab.json", "merges.txt"])
+        XCTAssertEqual(HubFileSet.blip.missingFiles(in: try DemoModel.clipDirectory), ["vocab.txt"])
     }
 }

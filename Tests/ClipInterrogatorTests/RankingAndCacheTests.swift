@@ -1,6 +1,7 @@
 import Foundation
 import HuggingFaceHub
 import NeuralCore
+import NeuralModels
 @testable import ClipInterrogator
 import TestSupport
 import XCTest
@@ -99,5 +100,30 @@ final class RankingAndCacheTests: XCTestCase {
         XCTAssertNil(cache.load(table: "flavors", labels: ["a", "b"]), "a shorter list is stale")
         try Data("not a safetensors file".utf8).write(to: cache.fileURL(table: "flavors"))
         XCTAssertNil(cache.load(table: "flavors", labels: labels), "a corrupt cache is ignored and rebuilt")
+    }
+
+    /// A cache of another embedding width (another model filed under the same
+    /// name) whose labels match is rebuilt, not trusted (it used to stop the
+    /// program in a LabelTable precondition).
+    func testACacheOfAnotherWidthIsRebuilt() throws {
+        let clip = try CLIPEncoder(directory: Fixtures.url("interrogator/clip"))
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("stale-width-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let labels = ["a cat", "a dog", "a boat"]
+        let list = LabelSet.List(name: "mediums", labels: labels)
+        var configuration = InterrogatorConfiguration(encoderName: "tiny/random")
+        configuration.cacheDirectory = directory
+        configuration.labelSet = LabelSet(artists: list, flavors: list, mediums: list, movements: list, trendings: list, negative: list)
+        let cache = LabelEmbeddingCache(directory: directory, modelName: "tiny/random")
+        let otherWidth = clip.embeddingDimension + 3
+        try cache.store(table: "mediums", labels: labels, embeddings: Tensor(zeros: [labels.count, otherWidth]))
+        XCTAssertEqual(cache.load(table: "mediums", labels: labels)?.shape, [labels.count, otherWidth], "a valid file of another width")
+
+        let interrogator = Interrogator(encoder: clip, captioner: nil, configuration: configuration)
+        let tables = try interrogator.labelTables()
+        XCTAssertEqual(tables.mediums.dimension, clip.embeddingDimension)
+        XCTAssertEqual(cache.load(table: "mediums", labels: labels)?.shape, [labels.count, clip.embeddingDimension], "rewritten")
+        let image = try interrogator.imageEmbedding([ImageDecoder.decode(contentsOf: Fixtures.url("blip/image0.png"))])
+        XCTAssertEqual(try interrogator.analysis(image: image, count: 2).first?.matches.count, 2)
     }
 }

@@ -24,7 +24,7 @@ struct ToyEncoder: ImageTextEncoder {
 /// A caption model that always says the same thing.
 struct FixedCaptioner: ImageCaptioning {
     let text: String
-    func caption(_ image: RGBImage, maxTokens: Int, progress: (@Sendable (Int, Int) -> Void)?) throws -> String { text }
+    func caption(_ image: RGBImage, maxTokens: Int, progress: (@Sendable (Int, Int) throws -> Void)?) throws -> String { text }
 }
 
 /// Every mode runs through ``Interrogator`` on a backbone the library does not

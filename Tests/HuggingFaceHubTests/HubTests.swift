@@ -109,7 +109,9 @@ final class HubTests: XCTestCase {
         XCTAssertEqual(environment.endpoint.absoluteString, "http://mirror.local:8080")
         XCTAssertEqual(environment.token, "hf_abc")
         XCTAssertTrue(environment.offline)
+        XCTAssertEqual(environment.offlineReason, "HF_HUB_OFFLINE=yes", "errors name the setting that made it offline")
         XCTAssertTrue(try HubEnvironment(variables: ["HOME": home, "TRANSFORMERS_OFFLINE": "1"]).offline)
+        XCTAssertEqual(try HubEnvironment(variables: ["HOME": home, "TRANSFORMERS_OFFLINE": "1"]).offlineReason, "TRANSFORMERS_OFFLINE=1")
         XCTAssertFalse(try HubEnvironment(variables: ["HOME": home, "HF_HUB_OFFLINE": "0"]).offline)
 
         // The token `hf auth login` saves in $HF_HOME/token.
@@ -172,7 +174,7 @@ final class HubTests: XCTestCase {
         try FileManager.default.removeItem(at: repo.appendingPathComponent("blobs/" + String(repeating: "1", count: 40)))
         let offline = ModelResolver(environment: try unreachableEnvironment(offline: true))
         XCTAssertThrowsError(try offline.resolve("openai/clip-vit-large-patch14", files: .clip)) { error in
-            guard case let HubError.offline(repository, missing, directory) = error else { return XCTFail("\(error)") }
+            guard case let HubError.offline(repository, missing, directory, _) = error else { return XCTFail("\(error)") }
             XCTAssertEqual(repository, "openai/clip-vit-large-patch14")
             XCTAssertEqual(missing, ["vocab.json"])
             XCTAssertEqual(directory, snapshot.path)
@@ -190,7 +192,7 @@ final class HubTests: XCTestCase {
         XCTAssertEqual(HubFileSet.clip.missingFiles(in: snapshot), ["model-00002-of-00002.safetensors"])
         let resolver = ModelResolver(environment: try unreachableEnvironment(offline: true))
         XCTAssertThrowsError(try resolver.resolve("org/big", files: .clip)) { error in
-            guard case let HubError.offline(_, missing, directory) = error else { return XCTFail("\(error)") }
+            guard case let HubError.offline(_, missing, directory, _) = error else { return XCTFail("\(error)") }
             XCTAssertEqual(missing, ["model-00002-of-00002.safetensors"])
             XCTAssertEqual(directory, snapshot.path)
         }
@@ -203,7 +205,7 @@ final class HubTests: XCTestCase {
         defer { fake.stop() }
         let resolver = ModelResolver(environment: fake.environment(cache: cacheRoot, offline: true))
         XCTAssertThrowsError(try resolver.resolve("test-org/test-model", files: .clip)) { error in
-            guard case let HubError.offline(repository, missing, directory) = error else { return XCTFail("\(error)") }
+            guard case let HubError.offline(repository, missing, directory, _) = error else { return XCTFail("\(error)") }
             XCTAssertEqual(repository, "test-org/test-model")
             XCTAssertEqual(missing, ["config.json", "vocab.json", "merges.txt", "model.safetensors"])
             XCTAssertEqual(directory, cacheRoot.path + "/models--test-org--test-model/snapshots/main")

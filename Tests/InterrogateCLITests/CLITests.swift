@@ -35,12 +35,15 @@ final class CLITests: XCTestCase {
 
     struct Run { let status: Int32; let stdout: String; let stderr: String }
 
-    /// Runs the CLI with the tiny models and a shared cache.
+    /// Runs the CLI (`executable`, by default the built one) with the tiny models
+    /// and a shared cache; with `launcher` (e.g. `setpriv` and its options),
+    /// through that program.
     @discardableResult
-    func interrogate(_ arguments: [String], models: Bool = true, environment extra: [String: String] = [:]) throws -> Run {
+    func interrogate(_ arguments: [String], models: Bool = true, environment extra: [String: String] = [:],
+                     executable: URL = CLITests.executable, launcher: [String] = []) throws -> Run {
         let process = Process()
-        process.executableURL = Self.executable
-        var all = arguments
+        process.executableURL = launcher.first.map { URL(fileURLWithPath: $0) } ?? executable
+        var all = launcher.isEmpty ? arguments : Array(launcher.dropFirst()) + [executable.path] + arguments
         if models {
             all += ["--clip", Self.fixtures.appendingPathComponent("interrogator/clip").path,
                     "--caption", Self.fixtures.appendingPathComponent("blip/tiny-base").path,
@@ -138,7 +141,9 @@ final class CLITests: XCTestCase {
         for line in lines { XCTAssertNotNil(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]) }
 
         let csv = try interrogate(["--mode", "caption", "--quiet", "--format", "csv"] + images)
-        XCTAssertTrue(csv.stdout.hasPrefix("image,prompt\r\n"), "the reference's desc.csv header")
+        // The reference's desc.csv columns (image, prompt), then the error column
+        // failed images fill.
+        XCTAssertTrue(csv.stdout.hasPrefix("image,prompt,error\r\n"), csv.stdout)
         XCTAssertEqual(csv.stdout.components(separatedBy: "\r\n").filter { !$0.isEmpty }.count, 3)
 
         // One prompt for several images.
@@ -159,7 +164,8 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(run.stderr.contains("4 succeeded, 2 failed"), run.stderr)
         XCTAssertTrue(run.stderr.contains("corrupt.png") && run.stderr.contains("missing.jpg"), run.stderr)
         let rows = try String(contentsOf: output, encoding: .utf8).components(separatedBy: "\r\n").filter { !$0.isEmpty }
-        XCTAssertEqual(rows.count, 5, "header + the 4 good images")
+        XCTAssertEqual(rows.count, 7, "header + the 4 good images + an error row for each bad one")
+        XCTAssertEqual(rows.filter { $0.hasPrefix("corrupt.png,,") || $0.hasPrefix("missing.jpg,,") }.count, 2, "error rows: image, no prompt, the reason")
         XCTAssertTrue(rows.contains { $0.hasPrefix("sub/pic3.PNG,") }, "recursive, any letter case")
         XCTAssertTrue(FileManager.default.fileExists(atPath: folder.appendingPathComponent("pic0.txt").path), "sidecar")
     }

@@ -5,7 +5,7 @@ import TestSupport
 import XCTest
 
 /// The BERT encoder on the real all-MiniLM-L6-v2 weights (fetched by
-/// `bash Weights/fetch-minilm.sh`, which .ci/run calls) against transformers'
+/// `bash Weights/fetch-minilm.sh`, which the test command `bash Tests/run.sh` runs) against transformers'
 /// outputs (Tests/Fixtures/minilm, written by Weights/fixtures/make_minilm_fixtures.py).
 final class BertRealWeightsTests: XCTestCase {
     static let modelDirectory = Fixtures.root.deletingLastPathComponent().deletingLastPathComponent()
@@ -13,7 +13,7 @@ final class BertRealWeightsTests: XCTestCase {
 
     func loadModel() throws -> BertModel {
         guard FileManager.default.fileExists(atPath: Self.modelDirectory.appendingPathComponent("model.safetensors").path) else {
-            XCTFail("the real all-MiniLM-L6-v2 weights are missing: run `bash Weights/fetch-minilm.sh` (as .ci/run does)")
+            XCTFail("the real all-MiniLM-L6-v2 weights are missing: run the tests with `bash Tests/run.sh`, which fetches them (or `bash Weights/fetch-minilm.sh` once)")
             throw CheckpointError.missingFile(path: Self.modelDirectory.path)
         }
         return try BertModel(directory: Self.modelDirectory)

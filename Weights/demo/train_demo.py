@@ -58,7 +58,6 @@ them): greedy generate(max_new_tokens=32) for captions, cosine ranking for the t
 
 import argparse
 import gzip
-import hashlib
 import json
 import math
 import os
@@ -75,17 +74,16 @@ from PIL import Image, ImageDraw, ImageFilter
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
+sys.dont_write_bytecode = True  # no __pycache__ beside the fixture scripts
 sys.path.insert(0, os.path.join(ROOT, "Weights", "fixtures"))
-from fixture_utils import open_clip_tokenizer_module  # noqa: E402
-SHARED = os.path.abspath(os.path.join(ROOT, "..", "shared", "data"))
-BPE_GZ = os.path.join(SHARED, "clip-bpe", "bpe_simple_vocab_16e6.txt.gz")
+import fixture_utils  # noqa: E402  (pins, torch settings, open_clip's tokenizer, the CLIP merges)
+from fixture_utils import (CLIP_BPE_GZ as BPE_GZ, OPENAI_MEAN, OPENAI_STD, clip_bpe_merges,  # noqa: E402
+                           open_clip_tokenizer_module, sha256_file, write_json)
 HELDOUT_DIR = os.path.join(ROOT, "Tests", "Fixtures", "demo")
 EXAMPLES_DIR = os.path.join(ROOT, "Docs", "examples")
 
 SEED = 20261129
 N_HELDOUT = 100
-OPENAI_MEAN = [0.48145466, 0.4578275, 0.40821073]
-OPENAI_STD = [0.26862954, 0.26130258, 0.27577711]
 
 # ============================================================================================
 # The world
@@ -309,8 +307,7 @@ def bert_vocab():
 
 def reduced_clip_merges(oc):
     """The real merges (in order) that BPE applies to the world's words."""
-    lines = gzip.open(BPE_GZ).read().decode("utf-8").split("\n")
-    merges = [tuple(m.split()) for m in lines[1: 49152 - 256 - 2 + 1]]
+    merges = clip_bpe_merges(BPE_GZ)
     ranks = {m: i for i, m in enumerate(merges)}
     byte_encoder = oc.bytes_to_unicode()
     used = set()
@@ -387,12 +384,6 @@ CLIP_PREPROCESSOR = dict(PREPROCESS_COMMON, crop_size={"height": IMG, "width": I
                          processor_class="CLIPProcessor", size={"shortest_edge": IMG})
 BLIP_PREPROCESSOR = dict(PREPROCESS_COMMON, image_processor_type="BlipImageProcessor",
                          processor_class="BlipProcessor", size={"height": IMG, "width": IMG})
-
-
-def write_json(path, obj):
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=2, sort_keys=True, ensure_ascii=False)
-        f.write("\n")
 
 
 # ============================================================================================
@@ -590,18 +581,6 @@ def evaluate(out_dir, oc, *pools):
 # Main
 # ============================================================================================
 
-def check_environment():
-    want = {"torch": "2.13.0+cpu", "transformers": "5.24.0"}
-    got = {"torch": torch.__version__, "transformers": transformers.__version__}
-    if got != want:
-        sys.exit(f"train_demo.py needs the pinned reference environment {want}; found {got} "
-                 "(Weights/fixtures/setup-reference-env.sh)")
-
-
-def sha256(path):
-    return hashlib.sha256(open(path, "rb").read()).hexdigest()
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=HERE, help="where clip/, blip/, labels/ and metrics.json go")
@@ -613,9 +592,8 @@ def main():
     ap.add_argument("--blip-batch", type=int, default=64)
     ap.add_argument("--blip-lr", type=float, default=2e-3)
     args = ap.parse_args()
-    check_environment()
-    torch.set_num_threads(1)
-    torch.use_deterministic_algorithms(True)
+    fixture_utils.check_reference_environment("train_demo.py", ["torch", "transformers"])
+    fixture_utils.make_torch_deterministic()
     out = os.path.abspath(args.out)
     writes_repo_fixtures = out == HERE
     clip_dir, blip_dir, label_dir = (os.path.join(out, d) for d in ("clip", "blip", "labels"))
@@ -700,7 +678,7 @@ def main():
         "threads": 1, "timing": timing,
         "versions": {"python": sys.version.split()[0], "torch": torch.__version__,
                      "transformers": transformers.__version__, "numpy": np.__version__},
-        "files": {f: {"bytes": os.path.getsize(os.path.join(out, f)), "sha256": sha256(os.path.join(out, f))}
+        "files": {f: {"bytes": os.path.getsize(os.path.join(out, f)), "sha256": sha256_file(os.path.join(out, f))}
                   for f in files},
     })
     log("done")

@@ -56,11 +56,17 @@ typedef struct CICRaster {
 /// succeeds once every row has been produced, whatever follows.
 CICStatus cic_decode_png(const uint8_t *data, size_t size, CICRaster *out);
 
+/// Most scans a progressive JPEG may have (djpeg's `-maxscans`, TurboJPEG's
+/// TJPARAM_SCANLIMIT; 500 is the limit libjpeg-turbo's own fuzzers use).
+/// Camera and encoder output has at most a dozen or so.
+#define CIC_JPEG_MAX_SCANS 500
+
 /// Decode a whole JPEG held in memory with libjpeg's default settings.
 /// Running out of data before the last scanline is `CIC_TRUNCATED`; other
 /// libjpeg warnings are ignored (as Pillow ignores them). An image of more
 /// than `max_pixels` pixels (0: no limit) is refused with `CIC_NO_MEMORY`
-/// before anything is allocated.
+/// before anything is allocated; one of more than `CIC_JPEG_MAX_SCANS` scans
+/// with `CIC_CORRUPT`.
 CICStatus cic_decode_jpeg(const uint8_t *data, size_t size, uint64_t max_pixels, CICRaster *out);
 
 /// Free the samples of a raster (safe on a zeroed raster).

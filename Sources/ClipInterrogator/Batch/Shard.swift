@@ -72,8 +72,24 @@ public struct Shard: Sendable, Equatable, CustomStringConvertible {
         return url.deletingLastPathComponent().appendingPathComponent(name)
     }
 
-    /// Whether item number `position` of a fixed list falls in this shard.
-    public func contains(position: Int) -> Bool { position % count == index }
+    /// Whether the item called `name` falls in this shard: its name (a folder
+    /// image's path relative to the folder, a listed file's path as given, a
+    /// WebDataset sample's key) hashes (FNV-1a, 64-bit) to it. Deterministic on
+    /// every machine and stable when other items come and go; every item falls in
+    /// exactly one shard.
+    public func contains(_ name: String) -> Bool {
+        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+        for byte in name.utf8 {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x100_0000_01B3
+        }
+        return Int(hash % UInt64(count)) == index
+    }
+
+    /// The items of `items` that fall in this shard (``contains(_:)``), in order.
+    public func select(_ items: [BatchItem]) -> [BatchItem] {
+        items.filter { contains($0.name) }
+    }
 
     /// `"3/16"` (1-based, as typed).
     public var description: String { "\(index + 1)/\(count)" }

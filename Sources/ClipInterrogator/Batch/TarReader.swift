@@ -13,7 +13,10 @@ public struct TarReader {
         public var name: String
         /// Its size in bytes.
         public var size: Int
-        /// Its bytes; nil for a member over the size limit (skipped unread).
+        /// Where its bytes start in the archive.
+        public var offset: Int
+        /// Its bytes; nil when not read (``TarReader/next(readingData:)`` with
+        /// false, or a member over the size limit, skipped unread).
         public var data: Data?
     }
 
@@ -32,6 +35,7 @@ public struct TarReader {
     }
 
     /// Members larger than this are skipped unread (reported with `data` nil).
+    /// An image member of a dataset is a compressed image: far smaller.
     public static let maximumMemberBytes = 256 << 20
     /// Pax and GNU long-name records larger than this are refused.
     static let maximumMetadataBytes = 1 << 20
@@ -52,8 +56,10 @@ public struct TarReader {
 
     /// The next regular-file member, or nil at the end of the archive (two zero
     /// blocks, or the end of the file right after a member).
+    /// - Parameter readingData: false skips the member's bytes (an index of the
+    ///   archive: names, sizes and offsets).
     /// - Throws: ``ReadError`` for a corrupt or truncated header or member.
-    public mutating func next() throws -> Member? {
+    public mutating func next(readingData: Bool = true) throws -> Member? {
         var longName: String?
         var paxPath: String?
         var paxSize: Int?
@@ -93,15 +99,19 @@ public struct TarReader {
                 continue
             case UInt8(ascii: "0"), 0, UInt8(ascii: "7"):
                 let name = paxPath ?? longName ?? Self.ustarName(header)
-                guard size <= Self.maximumMemberBytes else {
-                    try skip(padded, at: headerOffset)
-                    return Member(name: name, size: size, data: nil)
+                let dataOffset = offset
+                guard readingData, size <= Self.maximumMemberBytes else {
+                    guard size <= fileSize - offset else {
+                        throw ReadError(path: path, offset: headerOffset, reason: "member \(name) truncated")
+                    }
+                    try skip(min(padded, fileSize - offset), at: headerOffset)
+                    return Member(name: name, size: size, offset: dataOffset, data: nil)
                 }
                 guard let data = try read(size), data.count == size else {
                     throw ReadError(path: path, offset: headerOffset, reason: "member \(name) truncated")
                 }
                 try skip(padded - size, at: headerOffset)
-                return Member(name: name, size: size, data: data)
+                return Member(name: name, size: size, offset: dataOffset, data: data)
             default: // directories, links, devices, global headers: skipped
                 try skip(padded, at: headerOffset)
                 (longName, paxPath, paxSize) = (nil, nil, nil)

@@ -7,20 +7,10 @@ public enum WebDataset {
     /// The member extensions taken as a sample's image (any letter case).
     public static let imageExtensions: Set<String> = ["jpg", "jpeg", "png"]
 
-    /// One sample's image: its key (`__key__`), the shard it came from and the
-    /// image member's bytes, or why there are none.
-    public struct Sample: Sendable, Equatable {
-        /// The shard file.
-        public var shard: URL
-        /// The sample key (`__key__`): the member path up to the first dot of its file name.
-        public var key: String
-        /// The image member's bytes, or the reason the sample has no usable image.
-        public var image: Result<Data, SampleError>
-    }
-
-    /// Why a sample's image cannot be used.
+    /// A sample whose image cannot be used (truncated, over the size limit, not
+    /// an image).
     public struct SampleError: Error, CustomStringConvertible, LocalizedError, Sendable, Equatable {
-        /// What was wrong with the sample.
+        /// What was wrong with the sample, naming the shard and the key.
         public let description: String
         /// The same as ``description``.
         public var errorDescription: String? { description }
@@ -83,21 +73,25 @@ public enum WebDataset {
         imageExtensions.contains(String(fileExtension.split(separator: ".").last ?? "").lowercased())
     }
 
-    /// Calls `body` with each sample of the shard at `url` that has an image
-    /// member (its first one), in archive order; samples without one are not
-    /// listed. A member too large to read is a sample with an error. Reading stops
-    /// at the first corrupt header.
-    /// - Throws: ``TarReader/ReadError`` (after the samples before it were passed
-    ///   on), or what `body` throws.
-    public static func forEachSample(in url: URL, _ body: (Sample) throws -> Void) throws {
+    /// The samples of the shard at `url` that have an image member, as batch
+    /// items named by their key (`__key__`), in archive order: the first image
+    /// member of each key, located in the archive (read later, by
+    /// ``BatchItem/loadImage()``). Only the headers are read; the archive is never
+    /// extracted. A corrupt header ends the listing: the samples before it are
+    /// returned with the error.
+    /// - Throws: when the file cannot be opened.
+    public static func items(in url: URL) throws -> (items: [BatchItem], error: TarReader.ReadError?) {
         var reader = try TarReader(contentsOf: url)
-        var seen = Set<String>()
-        while let member = try reader.next() {
-            let (key, fileExtension) = keyAndExtension(member.name)
-            guard isImage(fileExtension), seen.insert(key).inserted else { continue }
-            let image: Result<Data, SampleError> = member.data.map { .success($0) }
-                ?? .failure(SampleError(description: "\(member.name): \(member.size) bytes, over the \(TarReader.maximumMemberBytes >> 20) MiB member limit"))
-            try body(Sample(shard: url, key: key, image: image))
+        var items: [BatchItem] = [], seen = Set<String>()
+        do {
+            while let member = try reader.next(readingData: false) {
+                let (key, fileExtension) = keyAndExtension(member.name)
+                guard isImage(fileExtension), seen.insert(key).inserted else { continue }
+                items.append(BatchItem(shard: url, key: key, member: .init(offset: member.offset, size: member.size)))
+            }
+        } catch let error as TarReader.ReadError {
+            return (items, error)
         }
+        return (items, nil)
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import HuggingFaceHub
+import NeuralCore
 
 // What the interrogator adds to the generic Hugging Face Hub client: the files its
 // models need, the name its label caches are filed under, and who is downloading.
@@ -34,7 +35,7 @@ extension HubFileSet {
 
 extension HubEnvironment {
     /// `clip-interrogator-swift`: the `User-Agent` the `interrogate` command sends
-    /// (pass it to ``HubEnvironment/current(userAgent:)``).
+    /// (pass it to `HubEnvironment/current(userAgent:)`).
     public static let interrogatorUserAgent = "clip-interrogator-swift"
 }
 
@@ -67,7 +68,7 @@ extension ResolvedModel {
     static func fingerprint(of directory: URL) throws -> String {
         var hasher = SHA256()
         let config = directory.appendingPathComponent("config.json")
-        if let data = FileManager.default.contents(atPath: config.path) { hasher.update(data) }
+        if let data = try? readRegularFile(config.path, limit: Checkpoint.maximumJSONBytes) { hasher.update(data) }
         let names = try FileManager.default.contentsOfDirectory(atPath: directory.path)
             .filter { $0.hasSuffix(".safetensors") }.sorted()
         for name in names {

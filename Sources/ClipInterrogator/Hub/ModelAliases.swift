@@ -59,7 +59,7 @@ public enum ModelAliases {
 }
 
 extension RepositoryAliases {
-    /// The reference's model names (``ModelAliases``), for a ``ModelResolver`` that
+    /// The reference's model names (``ModelAliases``), for a `ModelResolver` that
     /// accepts them beside directories and repository ids:
     /// `ModelResolver(environment: environment, aliases: .clipInterrogator)`.
     public static let clipInterrogator = RepositoryAliases(names: ModelAliases.all.map(\.name),

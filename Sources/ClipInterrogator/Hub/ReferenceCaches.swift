@@ -17,7 +17,7 @@ public enum ReferenceCaches {
     /// be had (offline, no network, or none published for this model). A cache
     /// whose labels do not match is ignored later by its hash.
     /// - Parameters:
-    ///   - modelName: the CLIP model's label-cache name (``ResolvedModel/labelCacheName()``).
+    ///   - modelName: the CLIP model's label-cache name (`ResolvedModel/labelCacheName()`).
     ///   - resolver: finds the caches in, or downloads them into, the Hugging Face cache.
     /// - Returns: the folder, or nil.
     public static func resolve(modelName: String, with resolver: ModelResolver) -> URL? {

@@ -19,6 +19,18 @@ public struct LabelEmbeddingCache: Sendable {
         self.modelName = modelName
     }
 
+    /// The usual place for label caches: `$XDG_CACHE_HOME/clip-interrogator-swift`,
+    /// else `$HOME/.cache/clip-interrogator-swift` (the same rules by which the
+    /// Hugging Face cache is placed), else the user's home directory's `.cache`.
+    /// - Parameter environment: the environment variables
+    ///   (`ProcessInfo.processInfo.environment` for the real ones).
+    /// - Returns: the folder (it need not exist yet).
+    public static func defaultDirectory(environment: [String: String] = ProcessInfo.processInfo.environment) -> URL {
+        func value(_ name: String) -> String? { environment[name].flatMap { $0.isEmpty ? nil : $0 } }
+        let cacheHome = value("XDG_CACHE_HOME") ?? ((value("HOME") ?? NSHomeDirectory()) + "/.cache")
+        return URL(fileURLWithPath: cacheHome, isDirectory: true).appendingPathComponent("clip-interrogator-swift", isDirectory: true)
+    }
+
     /// The file that holds `table`'s embeddings.
     public func fileURL(table: String) -> URL {
         let sanitized = modelName.replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "@", with: "_")
@@ -31,16 +43,17 @@ public struct LabelEmbeddingCache: Sendable {
     }
 
     /// The cached F16 embeddings of `table` when the file exists, is a valid
-    /// safetensors file with `embeds` `[labels.count, D]` and its `hash` matches
-    /// `labels`; nil otherwise (missing, corrupt or stale: the caller rebuilds).
+    /// safetensors file with `embeds` `[labels.count, D]` of finite values and its
+    /// `hash` (64 bytes) matches `labels`; nil otherwise (missing, corrupt or
+    /// stale: the caller rebuilds).
     public func load(table: String, labels: [String]) -> Tensor? {
         guard let file = try? SafeTensorsFile(contentsOf: fileURL(table: table)),
               let embeds = try? file.tensor("embeds"), let hash = try? file.tensor("hash"),
               embeds.shape.count == 2, embeds.shape[0] == labels.count, embeds.dtype.isFloatStorage,
-              hash.dtype == .i8 || hash.dtype == .u8
+              hash.dtype == .i8 || hash.dtype == .u8, hash.count == 64
         else { return nil }
         let expected = Array(Self.hash(of: labels).utf8).map(Int64.init)
-        guard hash.integers() == expected else { return nil }
+        guard hash.integers() == expected, embeds.isFinite else { return nil }
         return embeds
     }
 

@@ -1,22 +1,45 @@
 import Foundation
+import NeuralCore
 
 /// Reading label lists the way clip-interrogator 0.6.0's `load_list` does:
 /// `[line.strip() for line in open(path, encoding='utf-8', errors='replace').readlines()]`.
 public enum LabelList {
     /// A label file that could not be read.
-    public struct ReadError: Error, CustomStringConvertible, Sendable {
+    public struct ReadError: Error, LocalizedError, CustomStringConvertible, Sendable {
         /// The file.
         public let path: String
         /// `"<path>: cannot read label list"`.
         public var description: String { "\(path): cannot read label list" }
+        /// The same text as ``description``.
+        public var errorDescription: String? { description }
+    }
+
+    /// A label file without a single label (empty, or blank lines only).
+    public struct EmptyListError: Error, LocalizedError, CustomStringConvertible, Sendable, Equatable {
+        /// The file.
+        public let path: String
+        /// `"<path>: no labels (the file is empty or has only blank lines)"`.
+        public var description: String { "\(path): no labels (the file is empty or has only blank lines)" }
+        /// The same as ``description``.
+        public var errorDescription: String? { description }
     }
 
     /// The lines of the file at `url`, each stripped; empty lines are kept, as the
     /// reference keeps them.
     /// - Throws: ``ReadError`` when the file cannot be read.
     public static func load(contentsOf url: URL) throws -> [String] {
-        guard let data = FileManager.default.contents(atPath: url.path) else { throw ReadError(path: url.path) }
+        guard let data = try? readRegularFile(url.path, limit: maximumTextFileBytes) else { throw ReadError(path: url.path) }
         return parse(data)
+    }
+
+    /// A user's label file (the CLI's `--labels`): its lines as ``load(contentsOf:)``
+    /// reads them, without the blank ones (an empty label would join every
+    /// prompt as ", ,").
+    /// - Throws: ``ReadError``; ``EmptyListError`` when no label is left.
+    public static func loadLabels(contentsOf url: URL) throws -> [String] {
+        let labels = try load(contentsOf: url).filter { !$0.isEmpty }
+        guard !labels.isEmpty else { throw EmptyListError(path: url.path) }
+        return labels
     }
 
     /// Splits UTF-8 text (invalid bytes become U+FFFD) into lines with Python's
@@ -61,12 +84,14 @@ public enum ReferenceLabels {
         case artists, flavors, mediums, movements, negative
     }
 
-    /// The bundled copy of a list file.
-    public static func url(of file: ListFile) -> URL {
-        Bundle.module.url(forResource: file.rawValue, withExtension: "txt", subdirectory: "data")!
+    /// The bundled copy of a list file (see ``InstalledData/labelListDirectory()``).
+    /// - Throws: ``InstalledData/NotFound`` when the lists are not installed.
+    public static func url(of file: ListFile) throws -> URL {
+        try InstalledData.labelListDirectory().appendingPathComponent(file.rawValue + ".txt")
     }
 
     /// A bundled list, read as `load_list` reads it.
+    /// - Throws: ``InstalledData/NotFound``, ``LabelList/ReadError``.
     public static func list(_ file: ListFile) throws -> [String] {
         try LabelList.load(contentsOf: url(of: file))
     }

@@ -1,4 +1,5 @@
 import Foundation
+import NeuralCore
 
 /// The label lists an interrogator ranks, one for each role the reference's
 /// modes give them: classic mode names the best medium, artist, trending label
@@ -60,6 +61,9 @@ public struct LabelSet: Sendable, Equatable {
         case invalidIndex(path: String, reason: String)
         /// A list file named by the index is missing or unreadable.
         case missingList(path: String)
+        /// A list file has no label, or only blank lines (its role would have
+        /// nothing to rank).
+        case emptyList(path: String)
 
         /// What went wrong, naming the file.
         public var description: String {
@@ -67,6 +71,7 @@ public struct LabelSet: Sendable, Equatable {
             case .missingIndex(let path): "\(path): no label-set index (label-set.json) to read"
             case .invalidIndex(let path, let reason): "\(path): \(reason)"
             case .missingList(let path): "\(path): cannot read label list"
+            case .emptyList(let path): "\(path): no labels (the file is empty or has only blank lines)"
             }
         }
     }
@@ -91,10 +96,13 @@ public struct LabelSet: Sendable, Equatable {
     /// as the reference reads its lists), e.g.
     /// `{"artists": "colors", "flavors": "shapes", "mediums": "styles", …}`.
     ///
-    /// - Throws: ``LoadError`` naming the file that is missing or malformed.
+    /// Blank lines are kept, as the reference keeps them (they count in the cache
+    /// hash), but a list must hold at least one label that is not blank.
+    ///
+    /// - Throws: ``LoadError`` naming the file that is missing, malformed or empty.
     public init(directory: URL) throws {
         let index = directory.appendingPathComponent("label-set.json")
-        guard let data = FileManager.default.contents(atPath: index.path) else {
+        guard let data = try? readRegularFile(index.path, limit: Checkpoint.maximumJSONBytes) else {
             throw LoadError.missingIndex(path: index.path)
         }
         guard let object = try? JSONSerialization.jsonObject(with: data), let names = object as? [String: String] else {
@@ -112,9 +120,15 @@ public struct LabelSet: Sendable, Equatable {
             let name = names[role]!
             let file = directory.appendingPathComponent(name + ".txt")
             guard let labels = try? LabelList.load(contentsOf: file) else { throw LoadError.missingList(path: file.path) }
+            guard labels.contains(where: { !$0.isEmpty }) else { throw LoadError.emptyList(path: file.path) }
             return List(name: name, labels: labels)
         }
         self.init(artists: try list("artists"), flavors: try list("flavors"), mediums: try list("mediums"),
                   movements: try list("movements"), trendings: try list("trendings"), negative: try list("negative"))
     }
+}
+
+extension LabelSet.LoadError: LocalizedError {
+    /// The same text as ``description``, for `localizedDescription`.
+    public var errorDescription: String? { description }
 }

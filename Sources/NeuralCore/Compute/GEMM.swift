@@ -131,6 +131,11 @@ public func sgemmNaive(
 ///   - x: `[rows, inFeatures]`, row stride `ldx` (default `inFeatures`).
 ///   - weight: `[outFeatures, inFeatures]`.
 ///   - bias: `[outFeatures]` or nil.
+///   - rows: `R`, the rows of `x` and `y`.
+///   - inFeatures: `I`, the width of `x`.
+///   - outFeatures: `O`, the width of `y`.
+///   - ldx: the row stride of `x` (default `inFeatures`).
+///   - ldy: the row stride of `y` (default `outFeatures`).
 public func linearForward(
     _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
     weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,

@@ -6,12 +6,16 @@ public enum CheckpointError: Error, CustomStringConvertible, Sendable, Equatable
     case missingFile(path: String)
     /// A JSON file (config, index) could not be decoded; `reason` says why.
     case invalidJSON(path: String, reason: String)
+    /// A value in a JSON file is missing, of the wrong type or out of range:
+    /// `key` is its dotted path (`vision_config.image_size`).
+    case invalidValue(path: String, key: String, reason: String)
 
-    /// A readable explanation naming the file.
+    /// A readable explanation naming the file (and the key).
     public var description: String {
         switch self {
         case let .missingFile(path): "missing checkpoint file \(path)"
         case let .invalidJSON(path, reason): "cannot read \(path): \(reason)"
+        case let .invalidValue(path, key, reason): "\(path): \(key): \(reason)"
         }
     }
 }
@@ -56,12 +60,57 @@ public struct Checkpoint: Sendable {
         FileManager.default.fileExists(atPath: directory.appendingPathComponent(name).path)
     }
 
-    static func decodeJSON<T: Decodable>(_ type: T.Type, at url: URL) throws -> T {
-        guard let data = FileManager.default.contents(atPath: url.path) else { throw CheckpointError.missingFile(path: url.path) }
+    /// The largest JSON file a checkpoint may hold (configs, indexes,
+    /// preprocessor settings; real ones are a few KB).
+    public static let maximumJSONBytes = 16 << 20
+
+    /// Decodes the JSON file at `url` as `type`.
+    /// - Throws: ``CheckpointError``: the file missing, not JSON, larger than
+    ///   ``maximumJSONBytes``, or a value rejected (``CheckpointError/invalidValue(path:key:reason:)``
+    ///   names its key).
+    public static func decodeJSON<T: Decodable>(_ type: T.Type, at url: URL) throws -> T {
+        let data: Data
+        do {
+            data = try readRegularFile(url.path, limit: maximumJSONBytes)
+        } catch let error as FileError where error.code == ENOENT {
+            throw CheckpointError.missingFile(path: url.path)
+        } catch {
+            throw CheckpointError.invalidJSON(path: url.path, reason: String(describing: error))
+        }
         do {
             return try JSONDecoder().decode(type, from: data)
+        } catch let error as DecodingError {
+            throw describe(error, path: url.path)
         } catch {
             throw CheckpointError.invalidJSON(path: url.path, reason: String(describing: error))
         }
     }
+
+    /// A decoding error as a ``CheckpointError`` about the file at `path`,
+    /// naming the key it is about.
+    public static func describe(_ error: DecodingError, path: String) -> CheckpointError {
+        func key(_ context: DecodingError.Context, _ last: (any CodingKey)? = nil) -> String {
+            (context.codingPath + (last.map { [$0] } ?? [])).map { $0.intValue.map(String.init) ?? $0.stringValue }
+                .joined(separator: ".")
+        }
+        switch error {
+        case let .dataCorrupted(context) where context.codingPath.isEmpty:
+            return .invalidJSON(path: path, reason: context.debugDescription)
+        case let .dataCorrupted(context):
+            return .invalidValue(path: path, key: key(context), reason: context.debugDescription)
+        case let .typeMismatch(type, context):
+            return .invalidValue(path: path, key: key(context), reason: "expected \(type): \(context.debugDescription)")
+        case let .valueNotFound(type, context):
+            return .invalidValue(path: path, key: key(context), reason: "expected \(type), found null")
+        case let .keyNotFound(missing, context):
+            return .invalidValue(path: path, key: key(context, missing), reason: "missing")
+        @unknown default:
+            return .invalidJSON(path: path, reason: String(describing: error))
+        }
+    }
+}
+
+extension CheckpointError: LocalizedError {
+    /// The same text as ``description``, for `localizedDescription`.
+    public var errorDescription: String? { description }
 }

@@ -229,3 +229,8 @@ private struct Header: Decodable {
         return SafeTensorsFile.Entry(dtype: dtype, shape: shape, dataOffsets: start..<end)
     }
 }
+
+extension SafeTensorsError: LocalizedError {
+    /// The same text as ``description``, for `localizedDescription`.
+    public var errorDescription: String? { description }
+}

@@ -65,14 +65,40 @@ public enum SafeTensorsWriter {
     }
 }
 
+/// Writes all of `bytes` to the file descriptor `fd` (retrying short writes and
+/// interrupted calls).
+/// - Throws: ``FileError`` naming `path`.
+public func writeFully(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, path: String) throws {
+    var done = 0
+    while done < bytes.count {
+        let n = Foundation.write(fd, bytes.baseAddress! + done, bytes.count - done)
+        if n < 0 {
+            if errno == EINTR { continue }
+            throw FileError(path: path, operation: "write", code: errno)
+        }
+        done += n
+    }
+}
+
 /// Creates `path` atomically: `body` writes through the given function into a
 /// temporary file beside `path`, which is then fsync'ed and renamed over `path`.
 /// On any error the temporary file is removed and `path` is left untouched.
-public func writeAtomically(to path: String, _ body: ((UnsafeRawBufferPointer) throws -> Void) throws -> Void) throws {
+///
+/// - Parameters:
+///   - path: the file to create or replace.
+///   - mode: the permissions of the new file.
+///   - body: writes the contents through the function it is given.
+///   - keepLocked: when true the new file is locked (`flock`, exclusive) before
+///     it replaces `path` and its descriptor is returned open, so a lock held on
+///     the file at `path` passes to its replacement without a gap.
+/// - Returns: the new file's descriptor with `keepLocked` (the caller closes it), else nil.
+@discardableResult
+public func writeAtomically(to path: String, mode: mode_t = 0o644, keepLocked: Bool = false,
+                            _ body: ((UnsafeRawBufferPointer) throws -> Void) throws -> Void) throws -> Int32? {
     let directory = (path as NSString).deletingLastPathComponent
     let base = (path as NSString).lastPathComponent
     let temporary = (directory.isEmpty ? "" : directory + "/") + ".\(base).\(UUID().uuidString).tmp"
-    let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL, 0o644)
+    let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
     guard fd >= 0 else { throw FileError(path: temporary, operation: "create", code: errno) }
     var closed = false
     var succeeded = false
@@ -80,20 +106,17 @@ public func writeAtomically(to path: String, _ body: ((UnsafeRawBufferPointer) t
         if !closed { close(fd) }
         if !succeeded { unlink(temporary) }
     }
-    try body { chunk in
-        var done = 0
-        while done < chunk.count {
-            let n = Foundation.write(fd, chunk.baseAddress! + done, chunk.count - done)
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw FileError(path: temporary, operation: "write", code: errno)
-            }
-            done += n
-        }
-    }
+    fchmod(fd, mode) // the umask may have narrowed it
+    try body { chunk in try writeFully(fd, chunk, path: temporary) }
     guard fsync(fd) == 0 else { throw FileError(path: temporary, operation: "fsync", code: errno) }
-    closed = true
-    guard close(fd) == 0 else { throw FileError(path: temporary, operation: "close", code: errno) }
+    if keepLocked {
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else { throw FileError(path: temporary, operation: "lock", code: errno) }
+    } else {
+        closed = true
+        guard close(fd) == 0 else { throw FileError(path: temporary, operation: "close", code: errno) }
+    }
     guard rename(temporary, path) == 0 else { throw FileError(path: path, operation: "rename", code: errno) }
     succeeded = true
+    closed = true
+    return keepLocked ? fd : nil
 }

@@ -196,3 +196,8 @@ public struct WeightScope: Sendable {
         contains(name) ? try tensor(name, shape: shape) : nil
     }
 }
+
+extension WeightError: LocalizedError {
+    /// The same text as ``description``, for `localizedDescription`.
+    public var errorDescription: String? { description }
+}

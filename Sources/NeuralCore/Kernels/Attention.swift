@@ -13,8 +13,17 @@ import Foundation
 ///
 /// - Parameters:
 ///   - out: `[Tq, H·D]`, row stride `ldo`.
+///   - ldo: the row stride of `out`.
 ///   - q: `[Tq, H·D]`, row stride `ldq`.
-///   - k, v: `[Tk, H·D]`, row strides `ldk`, `ldv`.
+///   - ldq: the row stride of `q`.
+///   - k: `[Tk, H·D]`, row stride `ldk`.
+///   - ldk: the row stride of `k`.
+///   - v: `[Tk, H·D]`, row stride `ldv`.
+///   - ldv: the row stride of `v`.
+///   - queryCount: `Tq`.
+///   - keyCount: `Tk`.
+///   - heads: `H`.
+///   - headDim: `D`.
 ///   - scale: usually `1/√D`.
 ///   - mask: causal and/or padding mask over the `Tk` keys.
 ///   - scratch: `Tq·Tk` floats of workspace, used when the heads run one after

@@ -2,6 +2,8 @@
 /// - Parameters:
 ///   - x: `[rows, cols]`.
 ///   - bias: `[cols]`.
+///   - rows: the rows of `x`.
+///   - cols: the width of `x` and `bias`.
 public func addBias(_ x: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>, rows: Int, cols: Int) {
     for r in 0..<rows {
         let row = x + r * cols
@@ -32,7 +34,10 @@ public func addResidualNaive(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointe
 
 /// Scales each row to unit L2 norm in place (rows of zeros stay zero), as
 /// `x / x.norm(dim=-1, keepdim=True)`.
-/// - Parameter x: `[rows, cols]`.
+/// - Parameters:
+///   - x: `[rows, cols]`.
+///   - rows: the rows of `x`.
+///   - cols: the width of `x`.
 public func l2NormalizeRows(_ x: UnsafeMutablePointer<Float>, rows: Int, cols: Int) {
     for r in 0..<rows {
         let row = x + r * cols

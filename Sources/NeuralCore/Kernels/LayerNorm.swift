@@ -6,7 +6,10 @@
 /// - Parameters:
 ///   - y: `[rows, cols]`.
 ///   - x: `[rows, cols]`.
-///   - weight, bias: `[cols]`.
+///   - weight: `[cols]`.
+///   - bias: `[cols]`.
+///   - rows: the rows of `x` and `y`.
+///   - cols: the width normalised over.
 ///   - eps: the checkpoint's `layer_norm_eps`.
 public func layerNorm(
     _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,

@@ -8,6 +8,10 @@
 /// - Parameters:
 ///   - patches: `[(H/P)·(W/P), C·P²]`.
 ///   - image: `[C, H, W]`.
+///   - channels: `C`.
+///   - height: `H`.
+///   - width: `W`.
+///   - patch: `P`, the patch side.
 public func im2colPatches(
     _ patches: UnsafeMutablePointer<Float>, _ image: UnsafePointer<Float>,
     channels: Int, height: Int, width: Int, patch: Int
@@ -36,6 +40,12 @@ public func im2colPatches(
 ///   - images: `[B, C, H, W]`.
 ///   - weight: `[O, C·P²]` (the conv weight `[O, C, P, P]` flattened).
 ///   - bias: `[O]` or nil (CLIP's patch conv has none, BLIP's has one).
+///   - batch: `B`.
+///   - channels: `C`.
+///   - height: `H`.
+///   - width: `W`.
+///   - patch: `P`, the patch side.
+///   - outChannels: `O`.
 ///   - scratch: `N·C·P²` floats.
 public func patchEmbedding(
     _ y: UnsafeMutablePointer<Float>, _ images: UnsafePointer<Float>,

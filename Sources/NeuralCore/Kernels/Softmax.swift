@@ -36,6 +36,9 @@ public struct SoftmaxMask: Sendable, Equatable {
 ///
 /// - Parameters:
 ///   - x: `[rows, cols]`, row stride `ld` (default `cols`).
+///   - rows: the rows of `x`.
+///   - cols: the columns of each row.
+///   - ld: the row stride of `x` (default `cols`).
 ///   - mask: which columns each row sees; masked entries become 0.
 public func softmaxRows(_ x: UnsafeMutablePointer<Float>, rows: Int, cols: Int, ld: Int? = nil, mask: SoftmaxMask = .none) {
     let ld = ld ?? cols

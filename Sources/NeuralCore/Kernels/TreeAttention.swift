@@ -14,13 +14,27 @@
 ///
 /// - Parameters:
 ///   - out: `[Q, H·D]`, row stride `ldo`.
+///   - ldo: the row stride of `out`.
 ///   - q: `[Q, H·D]`, row stride `ldq`; row `r` is the query of node `queryNodes[r]`.
+///   - ldq: the row stride of `q`.
 ///   - queryNodes: `[Q]` node indices (nil: the queries are nodes `0..<Q`).
-///   - kNodes, vNodes: `[N, H·D]`, row strides `ldk`, `ldv`: every node's key and value.
-///   - kPrefix, vPrefix: `[P, H·D]`, row stride `ldPrefix` (default `H·D`).
-///   - parents, depths: `[N]`.
-///   - scratch: `Q·(P + maxDepth + 1)` floats, with `maxDepth` the largest of
-///     `depths`, used when the heads run one after another on the calling thread.
+///   - queryCount: `Q`.
+///   - kNodes: `[N, H·D]`, row stride `ldk`: every node's key.
+///   - ldk: the row stride of `kNodes`.
+///   - vNodes: `[N, H·D]`, row stride `ldv`: every node's value.
+///   - ldv: the row stride of `vNodes`.
+///   - kPrefix: `[P, H·D]`, row stride `ldPrefix`: the prefix's keys.
+///   - vPrefix: `[P, H·D]`, row stride `ldPrefix`: the prefix's values.
+///   - prefixLength: `P`.
+///   - ldPrefix: the row stride of `kPrefix` and `vPrefix` (default `H·D`).
+///   - parents: `[N]`: each node's parent, −1 right after the prefix.
+///   - depths: `[N]`: each node's distance from the prefix.
+///   - maxDepth: the largest of `depths`.
+///   - heads: `H`.
+///   - headDim: `D`.
+///   - scale: usually `1/√D`.
+///   - scratch: `Q·(P + maxDepth + 1)` floats, used when the heads run one after
+///     another on the calling thread.
 public func treeCausalAttention(
     _ out: UnsafeMutablePointer<Float>, ldo: Int,
     q: UnsafePointer<Float>, ldq: Int, queryNodes: UnsafePointer<Int32>?, queryCount: Int,

@@ -8,6 +8,7 @@
 /// - Parameters:
 ///   - destination: `count` floats.
 ///   - source: `count` binary16 bit patterns.
+///   - count: the number of values.
 /// Exact for every input, including subnormals, infinities and NaN (payload kept).
 public func convertF16ToF32(_ destination: UnsafeMutablePointer<Float>, _ source: UnsafePointer<UInt16>, count: Int) {
     typealias U = SIMD16<UInt32>
@@ -42,6 +43,7 @@ public func convertF16ToF32(_ destination: UnsafeMutablePointer<Float>, _ source
 /// - Parameters:
 ///   - destination: `count` floats.
 ///   - source: `count` bfloat16 bit patterns.
+///   - count: the number of values.
 public func convertBF16ToF32(_ destination: UnsafeMutablePointer<Float>, _ source: UnsafePointer<UInt16>, count: Int) {
     var i = 0
     while i + 16 <= count {
@@ -61,6 +63,7 @@ public func convertBF16ToF32(_ destination: UnsafeMutablePointer<Float>, _ sourc
 /// - Parameters:
 ///   - destination: `count` binary16 bit patterns.
 ///   - source: `count` floats.
+///   - count: the number of values.
 public func convertF32ToF16(_ destination: UnsafeMutablePointer<UInt16>, _ source: UnsafePointer<Float>, count: Int) {
     for i in 0..<count {
         destination[i] = Float16(source[i]).bitPattern
@@ -73,6 +76,7 @@ public func convertF32ToF16(_ destination: UnsafeMutablePointer<UInt16>, _ sourc
 /// - Parameters:
 ///   - destination: `count` bfloat16 bit patterns.
 ///   - source: `count` floats.
+///   - count: the number of values.
 public func convertF32ToBF16(_ destination: UnsafeMutablePointer<UInt16>, _ source: UnsafePointer<Float>, count: Int) {
     for i in 0..<count {
         let value = source[i]

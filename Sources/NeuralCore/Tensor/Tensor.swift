@@ -218,3 +218,25 @@ extension Tensor {
         }
     }
 }
+
+extension Tensor {
+    /// Whether every element is a finite number (no NaN, no ±infinity). Integer
+    /// tensors are always finite; F16/BF16 are checked by their bit patterns.
+    public var isFinite: Bool {
+        /// Whether no element of `T` bits has all of `exponent`'s bits set.
+        func noneHasFullExponent<T: FixedWidthInteger>(_: T.Type, _ exponent: T) -> Bool {
+            let raw = UnsafeRawPointer(storage.base)
+            for i in 0..<count where raw.loadUnaligned(fromByteOffset: i * MemoryLayout<T>.size, as: T.self) & exponent == exponent {
+                return false
+            }
+            return true
+        }
+        switch dtype {
+        case .f32: return noneHasFullExponent(UInt32.self, 0x7F80_0000)
+        case .f64: return noneHasFullExponent(UInt64.self, 0x7FF0_0000_0000_0000)
+        case .f16: return noneHasFullExponent(UInt16.self, 0x7C00)
+        case .bf16: return noneHasFullExponent(UInt16.self, 0x7F80)
+        default: return true
+        }
+    }
+}

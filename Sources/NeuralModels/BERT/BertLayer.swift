@@ -50,13 +50,16 @@ public struct BertConfig: Codable, Sendable, Equatable {
             throw DecodingError.dataCorruptedError(forKey: .hiddenAct, in: c, debugDescription: "unsupported hidden_act '\(act)'")
         }
         self.init(
-            hiddenSize: try c.decodeIfPresent(Int.self, forKey: .hiddenSize) ?? 768,
-            numAttentionHeads: try c.decodeIfPresent(Int.self, forKey: .numAttentionHeads) ?? 12,
-            intermediateSize: try c.decodeIfPresent(Int.self, forKey: .intermediateSize) ?? 3072,
-            numHiddenLayers: try c.decodeIfPresent(Int.self, forKey: .numHiddenLayers) ?? 12,
+            hiddenSize: try c.size(.hiddenSize, default: 768, in: ConfigLimits.width),
+            numAttentionHeads: try c.size(.numAttentionHeads, default: 12, in: ConfigLimits.heads),
+            intermediateSize: try c.size(.intermediateSize, default: 3072, in: ConfigLimits.width),
+            numHiddenLayers: try c.size(.numHiddenLayers, default: 12, in: ConfigLimits.layers),
             hiddenAct: activation,
-            layerNormEps: try c.decodeIfPresent(Float.self, forKey: .layerNormEps) ?? 1e-12,
-            encoderHiddenSize: try c.decodeIfPresent(Int.self, forKey: .encoderHiddenSize))
+            layerNormEps: try c.epsilon(.layerNormEps, default: 1e-12),
+            encoderHiddenSize: try c.decodeIfPresent(Int.self, forKey: .encoderHiddenSize) == nil
+                ? nil : try c.size(.encoderHiddenSize, default: 0, in: ConfigLimits.width))
+        try c.require(hiddenSize % numAttentionHeads == 0, .numAttentionHeads,
+                      "hidden_size \(hiddenSize) is not divisible by num_attention_heads \(numAttentionHeads)")
     }
 
     /// The width of one attention head.

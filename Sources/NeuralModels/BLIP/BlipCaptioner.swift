@@ -8,7 +8,7 @@ import NeuralCore
 /// ``BlipForConditionalGeneration``, its WordPiece tokenizer and its image
 /// processor, with prompts encoded like `BlipProcessor` and captions decoded with
 /// `skip_special_tokens` and stripped of surrounding whitespace.
-public struct BlipCaptioner: ImageCaptioning {
+public struct BlipCaptioner: PreparedImageCaptioning {
     /// The model.
     public let model: BlipForConditionalGeneration
     /// The tokenizer (`vocab.txt` / `tokenizer.json` of the checkpoint).
@@ -33,12 +33,27 @@ public struct BlipCaptioner: ImageCaptioning {
 
     /// Loads the model (strictly), the tokenizer and the image processor from a
     /// checkpoint directory, opened once.
-    /// - Throws: ``CheckpointError``, ``WeightError``, ``BertTokenizerError``, the
-    ///   preprocessor config's errors.
+    /// - Throws: `CheckpointError`, `WeightError`, ``BertTokenizerError``, the
+    ///   preprocessor config's errors; `CheckpointError.invalidValue(path:key:reason:)`
+    ///   when the tokenizer knows fewer ids than the model writes words with
+    ///   (`vocab_size`, less the decoder tokens from `bos_token_id` on): their
+    ///   words would vanish from captions.
     public init(directory: URL, options: GenerationOptions = GenerationOptions(), prompt: String? = nil) throws {
         let checkpoint = try Checkpoint(directory: directory)
         let model = try BlipForConditionalGeneration(checkpoint: checkpoint)
-        try self.init(model: model, tokenizer: BertTokenizer(directory: checkpoint.directory),
+        let tokenizer = try BertTokenizer(directory: checkpoint.directory)
+        // BLIP appends its decoder tokens ([DEC] = bos_token_id, [ENC]) after the
+        // WordPiece vocabulary, and the released tokenizers do not list them; every
+        // id below them is a word a caption may hold and the tokenizer must know.
+        let text = model.configuration.textConfig
+        let wordIds = min(text.vocabSize, text.bosTokenId.map { max($0, 0) } ?? text.vocabSize)
+        guard tokenizer.vocabularySize >= wordIds else {
+            throw CheckpointError.invalidValue(
+                path: checkpoint.directory.appendingPathComponent("config.json").path, key: "text_config.vocab_size",
+                reason: "the model writes token ids up to \(wordIds - 1), but the tokenizer files in the folder "
+                    + "(vocab.txt, tokenizer.json, added tokens) know only \(tokenizer.vocabularySize): captions would lose words")
+        }
+        try self.init(model: model, tokenizer: tokenizer,
                       processor: BlipImageProcessor(checkpoint: checkpoint, vision: model.configuration.visionConfig),
                       options: options, prompt: prompt)
     }
@@ -74,21 +89,48 @@ public struct BlipCaptioner: ImageCaptioning {
 
     /// The caption of `image` with at most `maxTokens` new tokens, with this
     /// captioner's ``options`` and ``prompt``.
-    /// - Throws: ``ImagePreprocessingError``, ``ModelInputError``, ``GenerationError``.
-    public func caption(_ image: RGBImage, maxTokens: Int, progress: (@Sendable (Int, Int) -> Void)?) throws -> String {
+    /// - Parameters:
+    ///   - image: the image.
+    ///   - maxTokens: the most new tokens (replaces the options' `maxNewTokens`).
+    ///   - progress: receives (decoder steps so far, `maxTokens`) after each
+    ///     step; what it throws stops generation and is rethrown.
+    /// - Returns: the caption.
+    /// - Throws: ``ImagePreprocessingError``, ``ModelInputError``, ``GenerationError``, `progress`'s errors.
+    public func caption(_ image: RGBImage, maxTokens: Int, progress: (@Sendable (Int, Int) throws -> Void)?) throws -> String {
         try captions([image], maxTokens: maxTokens, progress: progress)[0]
     }
 
     /// Captions for `images` in one batch: the vision tower runs once over all
     /// of them and the decoder steps them together, each image stopping on its own
-    /// (see ``BlipForConditionalGeneration/generate(pixelValues:decoderPrompt:options:)``).
-    /// - Throws: ``ImagePreprocessingError``, ``ModelInputError``, ``GenerationError``.
-    public func captions(_ images: [RGBImage], maxTokens: Int, progress: (@Sendable (Int, Int) -> Void)?) throws -> [String] {
+    /// (see ``BlipForConditionalGeneration/generate(pixelValues:decoderPrompt:options:)``);
+    /// each equals the caption of that image alone.
+    /// - Parameters:
+    ///   - images: the images.
+    ///   - maxTokens: the most new tokens (replaces the options' `maxNewTokens`).
+    ///   - progress: receives (decoder steps so far, `maxTokens`) after each
+    ///     step; what it throws stops generation and is rethrown.
+    /// - Returns: one caption per image, in order.
+    /// - Throws: ``ImagePreprocessingError``, ``ModelInputError``, ``GenerationError``, `progress`'s errors.
+    public func captions(_ images: [RGBImage], maxTokens: Int, progress: (@Sendable (Int, Int) throws -> Void)?) throws -> [String] {
         guard !images.isEmpty else { return [] }
+        return try captions(pixels: processor.batch(images), maxTokens: maxTokens, progress: progress)
+    }
+
+    /// The BLIP image processor.
+    public var imageProcessor: any ImageProcessor { processor }
+
+    /// Captions for images already through ``processor`` (`[B, 3, H, W]`), in one batch.
+    /// - Parameters:
+    ///   - pixels: the prepared images.
+    ///   - maxTokens: the most new tokens (replaces the options' `maxNewTokens`).
+    ///   - progress: receives (decoder steps so far, `maxTokens`) after each
+    ///     step; what it throws stops generation and is rethrown.
+    /// - Returns: one caption per image, in order.
+    /// - Throws: ``ModelInputError``, ``GenerationError``, `progress`'s errors.
+    public func captions(pixels: Tensor, maxTokens: Int, progress: (@Sendable (Int, Int) throws -> Void)?) throws -> [String] {
         var options = self.options
         options.maxNewTokens = maxTokens
-        var trace = GenerationTrace { calls in progress?(min(calls, maxTokens), maxTokens) }
-        return try model.generate(pixelValues: processor.batch(images), decoderPrompt: decoderPrompt(prompt),
-                                  options: options, trace: &trace).map(decode)
+        var trace = GenerationTrace { calls in try progress?(min(calls, maxTokens), maxTokens) }
+        return try model.generate(pixelValues: pixels, decoderPrompt: decoderPrompt(prompt), options: options, trace: &trace).map(decode)
     }
 }

@@ -45,15 +45,15 @@ public struct BlipTextConfig: Decodable, Sendable, Equatable {
             throw DecodingError.dataCorruptedError(forKey: .hiddenAct, in: c, debugDescription: "unsupported hidden_act '\(act)'")
         }
         bert = BertConfig(
-            hiddenSize: try c.decodeIfPresent(Int.self, forKey: .hiddenSize) ?? 768,
-            numAttentionHeads: try c.decodeIfPresent(Int.self, forKey: .numAttentionHeads) ?? 8,
-            intermediateSize: try c.decodeIfPresent(Int.self, forKey: .intermediateSize) ?? 3072,
-            numHiddenLayers: try c.decodeIfPresent(Int.self, forKey: .numHiddenLayers) ?? 12,
+            hiddenSize: try c.size(.hiddenSize, default: 768, in: ConfigLimits.width),
+            numAttentionHeads: try c.size(.numAttentionHeads, default: 8, in: ConfigLimits.heads),
+            intermediateSize: try c.size(.intermediateSize, default: 3072, in: ConfigLimits.width),
+            numHiddenLayers: try c.size(.numHiddenLayers, default: 12, in: ConfigLimits.layers),
             hiddenAct: activation,
-            layerNormEps: try c.decodeIfPresent(Float.self, forKey: .layerNormEps) ?? 1e-12,
-            encoderHiddenSize: try c.decodeIfPresent(Int.self, forKey: .encoderHiddenSize) ?? 768)
-        vocabSize = try c.decodeIfPresent(Int.self, forKey: .vocabSize) ?? 30524
-        maxPositionEmbeddings = try c.decodeIfPresent(Int.self, forKey: .maxPositionEmbeddings) ?? 512
+            layerNormEps: try c.epsilon(.layerNormEps, default: 1e-12),
+            encoderHiddenSize: try c.size(.encoderHiddenSize, default: 768, in: ConfigLimits.width))
+        vocabSize = try c.size(.vocabSize, default: 30524, in: ConfigLimits.vocabulary)
+        maxPositionEmbeddings = try c.size(.maxPositionEmbeddings, default: 512, in: ConfigLimits.positions)
         bosTokenId = try Self.tokenId(c, .bosTokenId, default: 30522)
         padTokenId = try Self.tokenId(c, .padTokenId, default: 0)
         sepTokenId = try Self.tokenId(c, .sepTokenId, default: 102)
@@ -65,7 +65,7 @@ public struct BlipTextConfig: Decodable, Sendable, Equatable {
             eosTokenIds = [try c.decodeIfPresent(Int.self, forKey: .eosTokenId) ?? 2]
         }
         tieWordEmbeddings = try c.decodeIfPresent(Bool.self, forKey: .tieWordEmbeddings) ?? true
-        guard bert.hiddenSize > 0, bert.numAttentionHeads > 0, bert.hiddenSize % bert.numAttentionHeads == 0 else {
+        guard bert.hiddenSize % bert.numAttentionHeads == 0 else {
             throw DecodingError.dataCorruptedError(forKey: .numAttentionHeads, in: c,
                 debugDescription: "hidden_size \(bert.hiddenSize) is not divisible by num_attention_heads \(bert.numAttentionHeads)")
         }
@@ -113,23 +113,27 @@ public struct BlipVisionConfig: Decodable, Sendable, Equatable {
     /// `patch_size` may be one number or a square `[h, w]` pair.
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        hiddenSize = try c.decodeIfPresent(Int.self, forKey: .hiddenSize) ?? 768
-        intermediateSize = try c.decodeIfPresent(Int.self, forKey: .intermediateSize) ?? 3072
-        numHiddenLayers = try c.decodeIfPresent(Int.self, forKey: .numHiddenLayers) ?? 12
-        numAttentionHeads = try c.decodeIfPresent(Int.self, forKey: .numAttentionHeads) ?? 12
+        hiddenSize = try c.size(.hiddenSize, default: 768, in: ConfigLimits.width)
+        intermediateSize = try c.size(.intermediateSize, default: 3072, in: ConfigLimits.width)
+        numHiddenLayers = try c.size(.numHiddenLayers, default: 12, in: ConfigLimits.layers)
+        numAttentionHeads = try c.size(.numAttentionHeads, default: 12, in: ConfigLimits.heads)
         imageSize = try Self.squareSize(c, .imageSize) ?? 384
         patchSize = try Self.squareSize(c, .patchSize) ?? 16
+        try c.require(ConfigLimits.imageSide.contains(imageSize), .imageSize,
+                      "\(imageSize) is outside \(ConfigLimits.imageSide.lowerBound)...\(ConfigLimits.imageSide.upperBound)")
+        try c.require(ConfigLimits.imageSide.contains(patchSize), .patchSize,
+                      "\(patchSize) is outside \(ConfigLimits.imageSide.lowerBound)...\(ConfigLimits.imageSide.upperBound)")
         let act = try c.decodeIfPresent(String.self, forKey: .hiddenAct) ?? "gelu"
         guard let activation = Activation(huggingFaceName: act) else {
             throw DecodingError.dataCorruptedError(forKey: .hiddenAct, in: c, debugDescription: "unsupported hidden_act '\(act)'")
         }
         hiddenAct = activation
-        layerNormEps = try c.decodeIfPresent(Float.self, forKey: .layerNormEps) ?? 1e-5
-        guard hiddenSize > 0, numAttentionHeads > 0, hiddenSize % numAttentionHeads == 0 else {
+        layerNormEps = try c.epsilon(.layerNormEps, default: 1e-5)
+        guard hiddenSize % numAttentionHeads == 0 else {
             throw DecodingError.dataCorruptedError(forKey: .numAttentionHeads, in: c,
                 debugDescription: "hidden_size \(hiddenSize) is not divisible by num_attention_heads \(numAttentionHeads)")
         }
-        guard patchSize > 0, imageSize % patchSize == 0 else {
+        guard imageSize % patchSize == 0 else {
             throw DecodingError.dataCorruptedError(forKey: .patchSize, in: c,
                 debugDescription: "image_size \(imageSize) is not a multiple of patch_size \(patchSize)")
         }

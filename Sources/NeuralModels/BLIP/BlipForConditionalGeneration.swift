@@ -15,7 +15,7 @@ public struct BlipForConditionalGeneration: Sendable {
     public let textDecoder: BlipTextDecoder
 
     /// Loads both parts from the checkpoint's root scope.
-    /// - Throws: ``WeightError`` naming the full key.
+    /// - Throws: `WeightError` naming the full key.
     public init(_ weights: WeightScope, configuration: BlipConfiguration) throws {
         self.configuration = configuration
         visionModel = try BlipVisionModel(weights.scoped("vision_model"), configuration.visionConfig)
@@ -27,13 +27,13 @@ public struct BlipForConditionalGeneration: Sendable {
     /// needs must be present with its shape, and every tensor in the files must be
     /// used, except `position_ids` buffers and the tied copies
     /// `text_decoder.cls.predictions.decoder.{weight,bias}` (consumed when present).
-    /// - Throws: ``CheckpointError``, ``WeightError``.
+    /// - Throws: `CheckpointError`, `WeightError`.
     public init(directory: URL) throws {
         try self.init(checkpoint: Checkpoint(directory: directory))
     }
 
     /// Loads the model from an opened checkpoint, strictly (see ``init(directory:)``).
-    /// - Throws: ``CheckpointError``, ``WeightError``.
+    /// - Throws: `CheckpointError`, `WeightError`.
     public init(checkpoint: Checkpoint) throws {
         try self.init(WeightScope(checkpoint.weights), configuration: checkpoint.json(BlipConfiguration.self))
         checkpoint.weights.markConsumed { $0.hasSuffix("position_ids") }

@@ -8,11 +8,12 @@ import NeuralCore
 public struct BlipImageProcessor: ImageProcessor, Equatable {
     /// The preprocessing settings.
     public let config: ImagePreprocessingConfig
-    /// The `[height, width]` the processed image has.
+    /// The `[height, width]` the vision tower takes; an image the settings would
+    /// bring to another size is refused before any pixel is resized.
     public let outputSize: (height: Int, width: Int)
 
-    /// Settings from `config`; images come out `imageSize` square unless the
-    /// config names another size.
+    /// Settings from `config`; images must come out `imageSize` square unless
+    /// the config names another fixed size.
     public init(config: ImagePreprocessingConfig, imageSize: Int) {
         self.config = config
         outputSize = config.outputSize ?? (imageSize, imageSize)
@@ -20,11 +21,19 @@ public struct BlipImageProcessor: ImageProcessor, Equatable {
 
     /// The settings of a BLIP checkpoint: its `preprocessor_config.json`, or
     /// BLIP's defaults at the vision tower's image size when the file is absent.
-    /// - Throws: the preprocessor config's decoding errors.
+    /// - Throws: `CheckpointError` naming the file and key of a bad value, or of
+    ///   a size that can never match the vision tower's `image_size`.
     public init(checkpoint: Checkpoint, vision: BlipVisionConfig) throws {
         let file = checkpoint.directory.appendingPathComponent("preprocessor_config.json")
         if FileManager.default.fileExists(atPath: file.path) {
-            self.init(config: try ImagePreprocessingConfig(contentsOf: file), imageSize: vision.imageSize)
+            let config = try ImagePreprocessingConfig(contentsOf: file)
+            if let (height, width) = config.outputSize, (height, width) != (vision.imageSize, vision.imageSize) {
+                let key = config.doCenterCrop && config.cropSize != nil ? "crop_size" : "size"
+                throw CheckpointError.invalidValue(
+                    path: file.path, key: key,
+                    reason: "makes \(width)x\(height) images, but the vision model takes \(vision.imageSize)x\(vision.imageSize) (image_size in config.json)")
+            }
+            self.init(config: config, imageSize: vision.imageSize)
         } else {
             var defaults = ImagePreprocessingConfig(blip: true)
             defaults.size = ImageSizeSpec(height: vision.imageSize, width: vision.imageSize)
@@ -33,9 +42,16 @@ public struct BlipImageProcessor: ImageProcessor, Equatable {
     }
 
     /// `[3, height, width]` floats for `image`.
-    /// - Throws: ``ImagePreprocessingError`` for unusable settings.
+    /// - Throws: ``ImagePreprocessingError`` for unusable settings;
+    ///   ``ModelInputError/imageShape(found:expected:)`` when the settings bring
+    ///   this image to another size than ``outputSize`` (a `shortest_edge` resize
+    ///   of a non-square image), checked before resizing.
     public func callAsFunction(_ image: RGBImage) throws -> Tensor {
-        Tensor(shape: [3, outputSize.height, outputSize.width], scalars: try ImagePreprocessing.huggingFace(image, config: config))
+        let (width, height) = try ImagePreprocessing.huggingFaceOutputSize(width: image.width, height: image.height, config: config)
+        guard (height, width) == outputSize else {
+            throw ModelInputError.imageShape(found: [3, height, width], expected: [3, outputSize.height, outputSize.width])
+        }
+        return Tensor(shape: [3, height, width], scalars: try ImagePreprocessing.huggingFace(image, config: config))
     }
 
     /// Processors are equal when their settings are.

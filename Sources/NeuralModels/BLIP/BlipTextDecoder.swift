@@ -65,7 +65,7 @@ public struct BlipTextLMPredictionHead: Sendable {
 
     /// Loads the head from its scope (`text_decoder.cls.predictions`);
     /// `wordEmbeddings` is the tied table.
-    /// - Throws: ``WeightError`` (a missing bias names `predictions.bias`).
+    /// - Throws: `WeightError` (a missing bias names `predictions.bias`).
     public init(_ weights: WeightScope, _ config: BlipTextConfig, wordEmbeddings: Embedding) throws {
         let (width, vocab) = (config.bert.hiddenSize, config.vocabSize)
         transformDense = try Linear(weights.scoped("transform.dense"), inFeatures: width, outFeatures: width)
@@ -173,7 +173,7 @@ public struct BlipTextDecoder: Sendable {
     public let head: BlipTextLMPredictionHead
 
     /// Loads the decoder from its scope (`text_decoder`).
-    /// - Throws: ``WeightError`` naming the full key.
+    /// - Throws: `WeightError` naming the full key.
     public init(_ weights: WeightScope, _ config: BlipTextConfig) throws {
         self.config = config
         embeddings = try BlipTextEmbeddings(weights.scoped("bert.embeddings"), config)
@@ -248,7 +248,8 @@ public struct BlipTextDecoder: Sendable {
     ///   - ids: `[R][T]` new tokens, one equal-length list per sequence of `state`.
     ///   - state: the sequences' caches, appended to.
     /// - Returns: `[R, vocabSize]` logits.
-    /// - Throws: ``ModelInputError``.
+    /// - Throws: ``ModelInputError``; ``NonFiniteOutputError`` when a logit is
+    ///   not finite (a caption picked from them would be noise).
     public func nextTokenLogits(_ ids: [[Int]], state: inout BlipDecoderState) throws -> Tensor {
         let (last, _) = try forward(ids, state: &state)
         let (rows, tokens, width) = (last.shape[0], last.shape[1], last.shape[2])
@@ -259,7 +260,9 @@ public struct BlipTextDecoder: Sendable {
                 }
             }
         }
-        return head(lastRows)
+        let logits = head(lastRows)
+        try NonFiniteOutputError.check(logits, "BLIP caption logits")
+        return logits
     }
 
     /// Teacher-forced decoding of whole sequences `ids` (`[N][T]`, sequence `n`

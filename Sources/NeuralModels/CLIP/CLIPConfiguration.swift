@@ -27,8 +27,8 @@ public struct CLIPTextConfig: Decodable, Sendable, Equatable {
     public init(from decoder: any Decoder) throws {
         encoder = try CLIPEncoderConfig(from: decoder, defaults: .textDefaults)
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        vocabSize = try c.decodeIfPresent(Int.self, forKey: .vocabSize) ?? 49408
-        maxPositionEmbeddings = try c.decodeIfPresent(Int.self, forKey: .maxPositionEmbeddings) ?? 77
+        vocabSize = try c.size(.vocabSize, default: 49408, in: ConfigLimits.vocabulary)
+        maxPositionEmbeddings = try c.size(.maxPositionEmbeddings, default: 77, in: ConfigLimits.positions)
         bosTokenId = try c.decodeIfPresent(Int.self, forKey: .bosTokenId) ?? 49406
         eosTokenId = try c.decodeIfPresent(Int.self, forKey: .eosTokenId) ?? 49407
         padTokenId = try c.decodeIfPresent(Int.self, forKey: .padTokenId) ?? 1
@@ -67,10 +67,11 @@ public struct CLIPVisionConfig: Decodable, Sendable, Equatable {
     public init(from decoder: any Decoder) throws {
         encoder = try CLIPEncoderConfig(from: decoder, defaults: .visionDefaults)
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        imageSize = try c.decodeIfPresent(Int.self, forKey: .imageSize) ?? 224
-        patchSize = try c.decodeIfPresent(Int.self, forKey: .patchSize) ?? 32
-        numChannels = try c.decodeIfPresent(Int.self, forKey: .numChannels) ?? 3
-        guard patchSize > 0, imageSize % patchSize == 0 else {
+        imageSize = try c.size(.imageSize, default: 224, in: ConfigLimits.imageSide)
+        patchSize = try c.size(.patchSize, default: 32, in: ConfigLimits.imageSide)
+        // Images are decoded to RGB: a patch embedding over other channel counts cannot take them.
+        numChannels = try c.size(.numChannels, default: 3, in: 3...3)
+        guard imageSize % patchSize == 0 else {
             throw DecodingError.dataCorruptedError(forKey: .patchSize, in: c,
                 debugDescription: "image_size \(imageSize) is not a multiple of patch_size \(patchSize)")
         }
@@ -101,6 +102,6 @@ public struct CLIPConfiguration: Decodable, Sendable, Equatable {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         textConfig = try c.decodeIfPresent(CLIPTextConfig.self, forKey: .textConfig) ?? JSONDecoder().decode(CLIPTextConfig.self, from: Data("{}".utf8))
         visionConfig = try c.decodeIfPresent(CLIPVisionConfig.self, forKey: .visionConfig) ?? JSONDecoder().decode(CLIPVisionConfig.self, from: Data("{}".utf8))
-        projectionDim = try c.decodeIfPresent(Int.self, forKey: .projectionDim) ?? 512
+        projectionDim = try c.size(.projectionDim, default: 512, in: ConfigLimits.width)
     }
 }

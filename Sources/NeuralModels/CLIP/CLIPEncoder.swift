@@ -22,7 +22,7 @@ public struct CLIPEncoder: PrefixSharingTextEncoder {
     /// Loads the checkpoint in `directory` (a Hugging Face `CLIPModel` with
     /// `vocab.json`, `merges.txt` and optionally `preprocessor_config.json`),
     /// opening it once for the model, the tokenizer and the processor.
-    /// - Throws: ``CheckpointError``, ``WeightError``, the tokenizer's and the
+    /// - Throws: `CheckpointError`, `WeightError`, the tokenizer's and the
     ///   preprocessor config's errors.
     public init(directory: URL) throws {
         let checkpoint = try Checkpoint(directory: directory)
@@ -46,13 +46,21 @@ public struct CLIPEncoder: PrefixSharingTextEncoder {
     }
 
     /// ``CLIPModel/imageEmbeddings(_:)``.
+    /// - Throws: ``ModelInputError``; ``NonFiniteOutputError`` when the embeddings
+    ///   are not finite.
     public func imageEmbeddings(_ pixels: Tensor) throws -> Tensor {
-        try model.imageEmbeddings(pixels)
+        let embeddings = try model.imageEmbeddings(pixels)
+        try NonFiniteOutputError.check(embeddings, "CLIP image embedding")
+        return embeddings
     }
 
     /// ``CLIPModel/textEmbeddings(_:)``.
+    /// - Throws: ``ModelInputError``; ``NonFiniteOutputError`` when the embeddings
+    ///   are not finite.
     public func textEmbeddings(_ tokens: [[Int]]) throws -> Tensor {
-        try model.textEmbeddings(tokens)
+        let embeddings = try model.textEmbeddings(tokens)
+        try NonFiniteOutputError.check(embeddings, "CLIP text embedding")
+        return embeddings
     }
 
     /// Runs `prefix` through the text tower once and the texts' remaining tokens
@@ -60,6 +68,8 @@ public struct CLIPEncoder: PrefixSharingTextEncoder {
     /// (``CLIPModel/textFeaturesAndCost(_:continuing:)``).
     public func textEmbeddings(_ tokens: [[Int]], sharingPrefix prefix: [Int]) throws -> (embeddings: Tensor, cost: TextEncodingCost) {
         let (features, cost) = try model.textFeaturesAndCost(tokens, continuing: model.textModel.prefixCache(prefix))
-        return (normalizedRows(features), cost)
+        let embeddings = normalizedRows(features)
+        try NonFiniteOutputError.check(embeddings, "CLIP text embedding")
+        return (embeddings, cost)
     }
 }

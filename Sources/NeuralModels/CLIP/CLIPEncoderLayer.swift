@@ -50,10 +50,10 @@ public struct CLIPEncoderConfig: Codable, Sendable, Equatable {
     /// Decodes from a Hugging Face config object; absent keys take `defaults`.
     public init(from decoder: any Decoder, defaults: CLIPEncoderConfig) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        hiddenSize = try c.decodeIfPresent(Int.self, forKey: .hiddenSize) ?? defaults.hiddenSize
-        intermediateSize = try c.decodeIfPresent(Int.self, forKey: .intermediateSize) ?? defaults.intermediateSize
-        numHiddenLayers = try c.decodeIfPresent(Int.self, forKey: .numHiddenLayers) ?? defaults.numHiddenLayers
-        numAttentionHeads = try c.decodeIfPresent(Int.self, forKey: .numAttentionHeads) ?? defaults.numAttentionHeads
+        hiddenSize = try c.size(.hiddenSize, default: defaults.hiddenSize, in: ConfigLimits.width)
+        intermediateSize = try c.size(.intermediateSize, default: defaults.intermediateSize, in: ConfigLimits.width)
+        numHiddenLayers = try c.size(.numHiddenLayers, default: defaults.numHiddenLayers, in: ConfigLimits.layers)
+        numAttentionHeads = try c.size(.numAttentionHeads, default: defaults.numAttentionHeads, in: ConfigLimits.heads)
         if let act = try c.decodeIfPresent(String.self, forKey: .hiddenAct) {
             guard let activation = Activation(huggingFaceName: act) else {
                 throw DecodingError.dataCorruptedError(forKey: .hiddenAct, in: c, debugDescription: "unsupported hidden_act '\(act)'")
@@ -62,8 +62,8 @@ public struct CLIPEncoderConfig: Codable, Sendable, Equatable {
         } else {
             hiddenAct = defaults.hiddenAct
         }
-        layerNormEps = try c.decodeIfPresent(Float.self, forKey: .layerNormEps) ?? defaults.layerNormEps
-        guard hiddenSize > 0, numAttentionHeads > 0, hiddenSize % numAttentionHeads == 0 else {
+        layerNormEps = try c.epsilon(.layerNormEps, default: defaults.layerNormEps)
+        guard hiddenSize % numAttentionHeads == 0 else {
             throw DecodingError.dataCorruptedError(forKey: .numAttentionHeads, in: c,
                 debugDescription: "hidden_size \(hiddenSize) is not divisible by num_attention_heads \(numAttentionHeads)")
         }

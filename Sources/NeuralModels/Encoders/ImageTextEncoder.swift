@@ -13,14 +13,25 @@ extension ImageProcessor {
     /// - Throws: the processor's errors; ``ModelInputError/imageShape(found:expected:)``
     ///   when the images come out in different shapes.
     public func batch(_ images: [RGBImage]) throws -> Tensor {
-        let processed = try images.map { try self($0) }
-        guard let shape = processed.first?.shape else { return Tensor(zeros: [0]) }
-        for tensor in processed where tensor.shape != shape {
+        try Tensor(stacking: images.map { try self($0) })
+    }
+}
+
+extension Tensor {
+    /// `[B, …]`: `tensors` (of one shape) one after another (a batch of
+    /// processed images); `[0]` for none.
+    /// - Throws: ``ModelInputError/imageShape(found:expected:)`` when the shapes differ.
+    public init(stacking tensors: [Tensor]) throws {
+        guard let shape = tensors.first?.shape else {
+            self.init(zeros: [0])
+            return
+        }
+        for tensor in tensors where tensor.shape != shape {
             throw ModelInputError.imageShape(found: tensor.shape, expected: shape)
         }
         let size = shape.reduce(1, *)
-        return Tensor(shape: [processed.count] + shape) { out in
-            for (i, tensor) in processed.enumerated() { tensor.copyFloats(into: out + i * size) }
+        self.init(shape: [tensors.count] + shape) { out in
+            for (i, tensor) in tensors.enumerated() { tensor.copyFloats(into: out + i * size) }
         }
     }
 }

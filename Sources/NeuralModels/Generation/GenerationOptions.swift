@@ -1,3 +1,4 @@
+import Foundation
 // Generation settings and bookkeeping shared by every incremental decoder: the
 // GenerationConfig fields transformers 5.24's generation/utils.py reads for greedy
 // and beam search (no sampling), its invalid-option errors, and a trace of the
@@ -82,6 +83,11 @@ public enum GenerationError: Error, Equatable, CustomStringConvertible, Sendable
     }
 }
 
+extension GenerationError: LocalizedError {
+    /// The same text as ``description``, for `localizedDescription`.
+    public var errorDescription: String? { description }
+}
+
 /// A record of the decoder work a generation did: per decoder call, how many
 /// sequences (beams) were fed and how many token positions went through the
 /// decoder layers. With a KV cache the first call feeds the prompt and every later
@@ -107,22 +113,23 @@ public struct GenerationTrace: Sendable, Equatable {
     /// The decoder calls, in order.
     public var steps: [Step] = []
     /// Called after each decoder call with the number of calls so far (each call
-    /// yields one new token per live sequence): progress reporting.
-    public var onStep: (@Sendable (_ calls: Int) -> Void)?
+    /// yields one new token per live sequence): progress reporting; an error it
+    /// throws (a cancellation) stops generation and is rethrown.
+    public var onStep: (@Sendable (_ calls: Int) throws -> Void)?
     /// All token positions run through the decoder layers.
     public var totalPositions: Int { steps.reduce(0) { $0 + $1.positions } }
 
     /// An empty trace, optionally reporting each step.
     /// - Parameter onStep: called after each decoder call with the number of calls so far.
-    public init(onStep: (@Sendable (_ calls: Int) -> Void)? = nil) {
+    public init(onStep: (@Sendable (_ calls: Int) throws -> Void)? = nil) {
         self.onStep = onStep
     }
 
     /// Records a decoder call that fed `ids` (one equal-length list per live
     /// sequence) and reports it to ``onStep``.
-    mutating func record(_ ids: [[Int]]) {
+    mutating func record(_ ids: [[Int]]) throws {
         steps.append(Step(rows: ids.count, positions: ids.count * (ids.first?.count ?? 0)))
-        onStep?(steps.count)
+        try onStep?(steps.count)
     }
 
     /// Traces are equal when they record the same steps (``onStep`` is not compared).

@@ -158,7 +158,7 @@ extension IncrementalDecoder {
     func step(_ ids: [[Int]], state: inout State, trace: inout GenerationTrace) throws -> Tensor {
         let logits = try nextTokenLogits(ids, state: &state)
         precondition(logits.shape == [ids.count, vocabSize], "logits \(logits.shape) for \(ids.count) rows of a \(vocabSize)-token vocabulary")
-        trace.record(ids)
+        try trace.record(ids)
         return logits
     }
 }

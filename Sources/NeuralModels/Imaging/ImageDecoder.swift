@@ -8,6 +8,7 @@
 
 import CImageCodecs
 import Foundation
+import NeuralCore
 
 /// Decodes PNG and JPEG files into ``RGBImage`` exactly as Pillow's
 /// `Image.open(f).convert("RGB")` does: no EXIF rotation, no colour
@@ -19,23 +20,28 @@ public enum ImageDecoder {
     /// allocating anything.
     public static let maximumPixels = 2 * 89_478_485
 
-    /// Reads and decodes the file at `url`.
+    /// The largest file ``decode(contentsOf:)`` reads (1 GiB), refused before
+    /// reading. Pillow has no such limit; an image at the pixel limit needs far
+    /// less unless it is padded with junk.
+    public static let maximumFileBytes = 1 << 30
+
+    /// Reads and decodes the file at `url`. Only regular files are read (a FIFO
+    /// or a device is refused without blocking on it), the signature is checked
+    /// before the rest of the file is read, and files over ``maximumFileBytes``
+    /// are refused.
     public static func decode(contentsOf url: URL) throws -> RGBImage {
-        let path = url.path
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw ImageDecodingError.fileNotFound(path: path)
-        }
-        if isDirectory.boolValue {
-            throw ImageDecodingError.unreadable(path: path, reason: "is a directory")
-        }
-        let data: Data
+        try decode(data: readImageFile(url.path))
+    }
+
+    /// The bytes of the image file at `path`, after the checks of
+    /// ``decode(contentsOf:)``.
+    static func readImageFile(_ path: String) throws -> Data {
         do {
-            data = try Data(contentsOf: url)
-        } catch {
-            throw ImageDecodingError.unreadable(path: path, reason: "\(error)")
+            return try readRegularFile(path, limit: maximumFileBytes, signatureLength: 8) { detectFormat($0) != nil }
+        } catch let error as FileError {
+            if error.code == ENOENT { throw ImageDecodingError.fileNotFound(path: path) }
+            throw ImageDecodingError.unreadable(path: path, reason: error.reason ?? String(cString: strerror(error.code)))
         }
-        return try decode(data: data)
     }
 
     /// Decodes an in-memory PNG or JPEG, detected by its signature.
@@ -106,7 +112,9 @@ public enum ImageDecoder {
 
     private static func decodePNG(_ bytes: UnsafeBufferPointer<UInt8>) throws -> RGBImage {
         let header = try PNGHeaderScanner.scan(bytes)
-        if max(header.width, 1) * max(header.height, 1) > maximumPixels {
+        // Each side may be up to 2^32 - 1: the product can overflow 64 bits.
+        let (pixels, overflow) = max(header.width, 1).multipliedReportingOverflow(by: max(header.height, 1))
+        if overflow || pixels > maximumPixels {
             throw ImageDecodingError.tooLarge(format: .png, message: "\(header.width) x \(header.height) pixels exceeds the limit")
         }
         return try runCodec(.png, bytes, { cic_decode_png($0, $1, $2) }) { raster in

@@ -27,6 +27,7 @@
 // target here.
 
 import Foundation
+import NeuralCore
 
 /// A size entry of `preprocessor_config.json`: an integer (old files) or a
 /// dictionary with `shortest_edge` or `height`/`width`.
@@ -88,13 +89,22 @@ public struct ImageSizeSpec: Codable, Sendable, Equatable {
 }
 
 /// Errors of the preprocessing helpers.
-public enum ImagePreprocessingError: Error, Equatable {
+public enum ImagePreprocessingError: Error, Equatable, CustomStringConvertible {
     /// The `resample` value is not a convolution filter (e.g. NEAREST = 0).
     case unsupportedResample(Int)
     /// The size entry has no form this module implements.
     case unsupportedSize(String)
     /// Mean or std do not have three entries.
     case badChannelStatistics
+
+    /// What is wrong, naming the `preprocessor_config.json` field.
+    public var description: String {
+        switch self {
+        case .unsupportedResample(let value): "preprocessor_config.json: resample \(value) is not a supported filter (lanczos 1, bilinear 2, bicubic 3, box 4, hamming 5)"
+        case .unsupportedSize(let size): "preprocessor_config.json: size \(size) has no form this library implements"
+        case .badChannelStatistics: "preprocessor_config.json: image_mean and image_std need three entries each"
+        }
+    }
 }
 
 /// A checkpoint's `preprocessor_config.json` (CLIP or BLIP image processor).
@@ -181,11 +191,42 @@ public struct ImagePreprocessingConfig: Codable, Sendable, Equatable {
         doConvertRGB = try c.decodeIfPresent(Bool.self, forKey: .doConvertRGB) ?? doConvertRGB
         resample = try c.decodeIfPresent(Int.self, forKey: .resample) ?? resample
         rescaleFactor = try c.decodeIfPresent(Double.self, forKey: .rescaleFactor) ?? rescaleFactor
+        try validate(c)
+    }
+
+    /// Checks every value a pipeline would use, so a bad file fails at load with
+    /// its key named rather than per image (or by dividing by a zero `image_std`).
+    private func validate(_ c: KeyedDecodingContainer<CodingKeys>) throws {
+        for (values, key) in [(imageMean, CodingKeys.imageMean), (imageStd, .imageStd)] {
+            try c.require(values.count == 3, key, "\(values.count) values, expected 3 (one per RGB channel)")
+            try c.require(values.allSatisfy(\.isFinite), key, "\(values) holds a value that is not finite")
+        }
+        try c.require(!imageStd.contains(0), .imageStd, "\(imageStd) holds a zero (normalising would divide by it)")
+        try c.require(rescaleFactor.isFinite, .rescaleFactor, "\(rescaleFactor) is not finite")
+        func sides(_ spec: ImageSizeSpec, _ key: CodingKeys) throws {
+            for side in [spec.shortestEdge, spec.longestEdge, spec.height, spec.width].compactMap({ $0 }) {
+                try c.require(ConfigLimits.imageSide.contains(side), key,
+                              "\(side) is outside \(ConfigLimits.imageSide.lowerBound)...\(ConfigLimits.imageSide.upperBound)")
+            }
+        }
+        try sides(size, .size)
+        if doResize {
+            try c.require(ResampleFilter(pillowCode: resample) != nil, .resample,
+                          "\(resample) is not one of Pillow's convolution filters (1...5; NEAREST is not supported)")
+            let usable = (size.shortestEdge != nil && size.longestEdge == nil) || (size.height != nil && size.width != nil)
+            try c.require(usable, .size, "\(size) has neither a shortest_edge alone nor both height and width")
+        }
+        if let cropSize {
+            try sides(cropSize, .cropSize)
+            try c.require(!doCenterCrop || (cropSize.height != nil && cropSize.width != nil), .cropSize,
+                          "\(cropSize) lacks a height or a width")
+        }
     }
 
     /// Reads `preprocessor_config.json`.
+    /// - Throws: `CheckpointError` naming the file, and the key of a bad value.
     public init(contentsOf url: URL) throws {
-        self = try JSONDecoder().decode(Self.self, from: Data(contentsOf: url))
+        self = try Checkpoint.decodeJSON(Self.self, at: url)
     }
 
     /// The square side the model sees after preprocessing (crop size if
@@ -205,46 +246,79 @@ public enum ImagePreprocessing {
     /// open_clip's evaluation transform as clip-interrogator runs it
     /// (torchvision on a PIL image): Resize(size, filter) on the shortest
     /// side, CenterCrop(size), ToTensor, Normalize(mean, std).
-    /// Returns `[3, size, size]`.
+    /// Returns `[3, size, size]`. Only the part of the resized image the crop
+    /// keeps is computed (``resizedCrop(_:width:height:filter:left:top:cropWidth:cropHeight:)``),
+    /// so memory stays near `size × size` however elongated the image.
+    /// - Throws: ``ImagePreprocessingError``, ``ResampleError``.
     public static func openCLIP(_ image: RGBImage, size: Int,
                                 mean: [Double] = ImagePreprocessingConfig.openAIMean,
                                 std: [Double] = ImagePreprocessingConfig.openAIStd,
                                 filter: ResampleFilter = .bicubic) throws -> [Float] {
         guard mean.count == 3, std.count == 3 else { throw ImagePreprocessingError.badChannelStatistics }
-        let resized = resizeShortestEdge(image, to: size, filter: filter)
-        let cropped = centerCropTorchvision(resized, height: size, width: size)
+        guard size > 0 else { throw ImagePreprocessingError.unsupportedSize("size \(size)") }
+        try requireNonEmpty(image)
+        let target = shortestEdgeSize(width: image.width, height: image.height, to: size)
+        let cropped = try resizedCrop(image, width: target.width, height: target.height, filter: filter,
+                                      left: torchvisionCropOffset(target.width, size), top: torchvisionCropOffset(target.height, size),
+                                      cropWidth: size, cropHeight: size)
         return toTensorNormalized(cropped, mean: mean, std: std)
+    }
+
+    /// The size ``huggingFace(_:config:)`` produces for an image of
+    /// `width × height`, computed without touching pixels (so a caller can
+    /// refuse a shape its model cannot take before paying for it).
+    /// - Throws: ``ImagePreprocessingError`` for settings it cannot apply.
+    public static func huggingFaceOutputSize(width: Int, height: Int,
+                                             config: ImagePreprocessingConfig) throws -> (width: Int, height: Int) {
+        let plan = try huggingFacePlan(width: width, height: height, config: config)
+        return (plan.crop?.width ?? plan.width, plan.crop?.height ?? plan.height)
     }
 
     /// A Hugging Face image processor (PIL backend) driven by its
     /// `preprocessor_config.json`: resize, center crop, rescale, normalize.
+    /// With both a resize and a crop, only the kept part is resized.
+    /// - Throws: ``ImagePreprocessingError``, ``ResampleError``.
     public static func huggingFace(_ image: RGBImage, config: ImagePreprocessingConfig) throws -> [Float] {
         guard config.imageMean.count == 3, config.imageStd.count == 3 else {
             throw ImagePreprocessingError.badChannelStatistics
         }
-        var current = image
-        if config.doResize {
-            guard let filter = ResampleFilter(pillowCode: config.resample) else {
-                throw ImagePreprocessingError.unsupportedResample(config.resample)
-            }
-            let size = config.size.resolved(defaultToSquare: config.isBlip)
-            if let edge = size.shortestEdge, size.longestEdge == nil {
-                current = resizeShortestEdge(current, to: edge, filter: filter)
-            } else if let h = size.height, let w = size.width {
-                current = current.resized(width: w, height: h, filter: filter)
-            } else {
-                throw ImagePreprocessingError.unsupportedSize("\(size)")
-            }
-        }
-        if config.doCenterCrop, let crop = config.cropSize {
-            guard let h = crop.height, let w = crop.width else {
-                throw ImagePreprocessingError.unsupportedSize("crop_size \(crop)")
-            }
-            current = centerCropHuggingFace(current, height: h, width: w)
-        }
+        try requireNonEmpty(image)
+        let plan = try huggingFacePlan(width: image.width, height: image.height, config: config)
+        let crop = plan.crop ?? (left: 0, top: 0, width: plan.width, height: plan.height)
+        let current = try resizedCrop(image, width: plan.width, height: plan.height, filter: plan.filter,
+                                      left: crop.left, top: crop.top, cropWidth: crop.width, cropHeight: crop.height)
         return rescaleNormalizeHuggingFace(current, rescale: config.doRescale ? config.rescaleFactor : nil,
                                            mean: config.doNormalize ? config.imageMean : nil,
                                            std: config.doNormalize ? config.imageStd : nil)
+    }
+
+    /// What a Hugging Face processor does to a `width × height` image: the
+    /// resize target (the image's own size when it does not resize), the filter,
+    /// and the crop window in the resized image's coordinates.
+    private static func huggingFacePlan(width: Int, height: Int, config: ImagePreprocessingConfig) throws
+        -> (width: Int, height: Int, filter: ResampleFilter, crop: (left: Int, top: Int, width: Int, height: Int)?) {
+        var target = (width: width, height: height)
+        var filter = ResampleFilter.bicubic
+        if config.doResize {
+            guard let chosen = ResampleFilter(pillowCode: config.resample) else {
+                throw ImagePreprocessingError.unsupportedResample(config.resample)
+            }
+            filter = chosen
+            let size = config.size.resolved(defaultToSquare: config.isBlip)
+            if let edge = size.shortestEdge, size.longestEdge == nil, edge > 0 {
+                target = shortestEdgeSize(width: width, height: height, to: edge)
+            } else if let h = size.height, let w = size.width, h > 0, w > 0 {
+                target = (w, h)
+            } else {
+                throw ImagePreprocessingError.unsupportedSize("size \(size)")
+            }
+        }
+        guard config.doCenterCrop, let crop = config.cropSize else { return (target.width, target.height, filter, nil) }
+        guard let h = crop.height, let w = crop.width, h > 0, w > 0 else {
+            throw ImagePreprocessingError.unsupportedSize("crop_size \(crop)")
+        }
+        return (target.width, target.height, filter,
+                (huggingFaceCropOffset(target.width, w), huggingFaceCropOffset(target.height, h), w, h))
     }
 
     /// BLIP's image processor: resize straight to `size × size` with PIL
@@ -262,21 +336,62 @@ public enum ImagePreprocessing {
 
     // MARK: Steps
 
+    private static func requireNonEmpty(_ image: RGBImage) throws {
+        guard image.width > 0, image.height > 0 else {
+            throw ImagePreprocessingError.unsupportedSize("an image of \(image.width)x\(image.height) pixels")
+        }
+    }
+
     /// The output size of a shortest-edge resize (torchvision's
     /// `_compute_resized_output_size` and transformers'
     /// `get_resize_output_image_size`): short side → `size`, long side →
-    /// `int(size * long / short)`.
+    /// `int(size * long / short)`. Both sides must be positive.
     public static func shortestEdgeSize(width: Int, height: Int, to size: Int) -> (width: Int, height: Int) {
         let (short, long) = width <= height ? (width, height) : (height, width)
-        let newLong = Int(Double(size * long) / Double(short))
+        let newLong = Int(Double(size) * Double(long) / Double(short))
         return width <= height ? (size, newLong) : (newLong, size)
     }
 
     /// Resize so that the shorter side is `size` (see ``shortestEdgeSize(width:height:to:)``).
+    /// - Throws: ``ResampleError``.
     public static func resizeShortestEdge(_ image: RGBImage, to size: Int,
-                                          filter: ResampleFilter = .bicubic) -> RGBImage {
+                                          filter: ResampleFilter = .bicubic) throws -> RGBImage {
+        try requireNonEmpty(image)
         let target = shortestEdgeSize(width: image.width, height: image.height, to: size)
-        return image.resized(width: target.width, height: target.height, filter: filter)
+        return try image.resized(width: target.width, height: target.height, filter: filter)
+    }
+
+    /// The `cropWidth × cropHeight` window at (`left`, `top`) of `image` resized
+    /// to `width × height` (zero where the window leaves the resized image, as
+    /// both reference crops pad), computing only the pixels the window keeps:
+    /// byte-identical to resizing the whole image and cropping it, at a cost
+    /// bounded by the window instead of the resized image.
+    /// - Throws: ``ResampleError``.
+    public static func resizedCrop(_ image: RGBImage, width: Int, height: Int, filter: ResampleFilter,
+                                   left: Int, top: Int, cropWidth: Int, cropHeight: Int) throws -> RGBImage {
+        func kept(_ start: Int, _ length: Int, _ size: Int) -> Range<Int> {
+            let lower = min(max(start, 0), size)
+            return lower..<max(lower, min(start + length, size))
+        }
+        let columns = kept(left, cropWidth, width), rows = kept(top, cropHeight, height)
+        let window = try image.resized(width: width, height: height, filter: filter, columns: columns, rows: rows)
+        if window.width == cropWidth && window.height == cropHeight { return window }
+        return crop(window, left: left - columns.lowerBound, top: top - rows.lowerBound, width: cropWidth, height: cropHeight)
+    }
+
+    /// torchvision's `center_crop` offset along one axis of `size` pixels: when
+    /// the crop is larger, the image is padded by `(crop - size) // 2` first;
+    /// otherwise `int(round((size - crop) / 2.0))`, Python's half-to-even.
+    static func torchvisionCropOffset(_ size: Int, _ crop: Int) -> Int {
+        crop > size ? -((crop - size) / 2) : Int((Double(size - crop) / 2.0).rounded(.toNearestOrEven))
+    }
+
+    /// transformers' `center_crop` offset along one axis: `(size - crop) // 2`
+    /// (floor), which also places a smaller image at `ceil((crop - size) / 2)`
+    /// on its zero canvas.
+    static func huggingFaceCropOffset(_ size: Int, _ crop: Int) -> Int {
+        let difference = size - crop
+        return difference >= 0 ? difference / 2 : -((-difference + 1) / 2)
     }
 
     /// A crop of `width × height` at (`left`, `top`), zero outside the image
@@ -301,46 +416,36 @@ public enum ImagePreprocessing {
         return RGBImage(width: width, height: height, pixels: out)
     }
 
+    /// Images of equal width stacked top to bottom (`vertically`), or of equal
+    /// height side by side.
+    static func stitch(_ parts: [RGBImage], vertically: Bool) -> RGBImage {
+        if vertically {
+            return RGBImage(width: parts[0].width, height: parts.reduce(0) { $0 + $1.height }, pixels: parts.flatMap(\.pixels))
+        }
+        let height = parts[0].height, width = parts.reduce(0) { $0 + $1.width }
+        var pixels: [UInt8] = []
+        pixels.reserveCapacity(width * height * 3)
+        for y in 0..<height {
+            for part in parts { pixels += part.pixels[(y * part.width * 3)..<((y + 1) * part.width * 3)] }
+        }
+        return RGBImage(width: width, height: height, pixels: pixels)
+    }
+
     /// torchvision's `center_crop` on a PIL image: zero padding when the image
     /// is smaller (left/top get the floor half), then offsets
-    /// `int(round((h - ch) / 2.0))` with Python's half-to-even rounding.
+    /// `int(round((h - ch) / 2.0))` with Python's half-to-even rounding
+    /// (`torchvisionCropOffset`).
     public static func centerCropTorchvision(_ image: RGBImage, height: Int, width: Int) -> RGBImage {
-        var current = image
-        if width > current.width || height > current.height {
-            let padLeft = width > current.width ? (width - current.width) / 2 : 0
-            let padTop = height > current.height ? (height - current.height) / 2 : 0
-            let padRight = width > current.width ? (width - current.width + 1) / 2 : 0
-            let padBottom = height > current.height ? (height - current.height + 1) / 2 : 0
-            current = crop(current, left: -padLeft, top: -padTop,
-                           width: current.width + padLeft + padRight,
-                           height: current.height + padTop + padBottom)
-            if current.width == width && current.height == height { return current }
-        }
-        let top = Int((Double(current.height - height) / 2.0).rounded(.toNearestOrEven))
-        let left = Int((Double(current.width - width) / 2.0).rounded(.toNearestOrEven))
-        return crop(current, left: left, top: top, width: width, height: height)
+        crop(image, left: torchvisionCropOffset(image.width, width), top: torchvisionCropOffset(image.height, height),
+             width: width, height: height)
     }
 
     /// transformers' `center_crop` (image_transforms.py): offsets
     /// `(h - ch) // 2`; a smaller image is first placed on a zero canvas at
-    /// `ceil(pad / 2)`.
+    /// `ceil(pad / 2)` (`huggingFaceCropOffset`).
     public static func centerCropHuggingFace(_ image: RGBImage, height: Int, width: Int) -> RGBImage {
-        func floorDiv(_ a: Int, _ b: Int) -> Int { Int((Double(a) / Double(b)).rounded(.down)) }
-        var top = floorDiv(image.height - height, 2)
-        var left = floorDiv(image.width - width, 2)
-        if top >= 0 && top + height <= image.height && left >= 0 && left + width <= image.width {
-            return crop(image, left: left, top: top, width: width, height: height)
-        }
-        let newHeight = max(height, image.height), newWidth = max(width, image.width)
-        let topPad = (newHeight - image.height + 1) / 2
-        let leftPad = (newWidth - image.width + 1) / 2
-        let canvas = crop(image, left: -leftPad, top: -topPad, width: newWidth, height: newHeight)
-        top += topPad
-        left += leftPad
-        let bottom = min(newHeight, top + height), right = min(newWidth, left + width)
-        top = max(0, top)
-        left = max(0, left)
-        return crop(canvas, left: left, top: top, width: max(0, right - left), height: max(0, bottom - top))
+        crop(image, left: huggingFaceCropOffset(image.width, width), top: huggingFaceCropOffset(image.height, height),
+             width: width, height: height)
     }
 
     /// torchvision `ToTensor` + `Normalize`: CHW, `float32(v) / 255`, then
@@ -385,4 +490,9 @@ public enum ImagePreprocessing {
         }
         return out
     }
+}
+
+extension ImagePreprocessingError: LocalizedError {
+    /// The same text as ``description``, for `localizedDescription`.
+    public var errorDescription: String? { description }
 }

@@ -1,3 +1,4 @@
+import Foundation
 // The decoded-image value type and the decoding errors.
 
 /// An 8-bit RGB image: rows top to bottom, pixels left to right, samples
@@ -68,4 +69,9 @@ public enum ImageDecodingError: Error, Equatable, CustomStringConvertible {
         case .tooLarge(let format, let message): return "\(format.rawValue) image too large: \(message)"
         }
     }
+}
+
+extension ImageDecodingError: LocalizedError {
+    /// The same text as ``description``, for `localizedDescription`.
+    public var errorDescription: String? { description }
 }

@@ -84,34 +84,56 @@ public enum ResampleFilter: Sendable, Equatable {
     }
 }
 
-/// Fixed-point coefficients of one resampling pass (one axis).
+/// Fixed-point coefficients of one resampling pass (one axis), for all output
+/// samples or a contiguous window of them.
 struct ResampleCoefficients {
     /// Maximum taps per output sample (row stride of `weights`).
     let ksize: Int
-    /// For each output sample: first source index and number of taps.
+    /// For each output sample of the window: first source index and number of taps.
     var first: [Int]
     var count: [Int]
-    /// `outSize * ksize` weights scaled by 2^22.
+    /// `outputs.count * ksize` weights scaled by 2^22.
     var weights: [Int32]
 
     static let precisionBits = 22
 
-    /// Port of `precompute_coeffs` + `normalize_coeffs_8bpc`. `in0`/`in1` are
-    /// the box edges, which Pillow holds as C floats.
-    init(inSize: Int, in0: Float, in1: Float, outSize: Int, filter: ResampleFilter) {
+    /// The most taps one output sample may take (a kernel this wide means an axis
+    /// shrinks by more than 250,000×; only a degenerate strip of an image gets
+    /// there). The coefficients of one output cost 12 bytes per tap while they
+    /// are computed, so this bounds that memory at 12 MiB.
+    static let maximumTaps = 1 << 20
+
+    /// The most weights one coefficient table holds (16 MiB); wider windows are
+    /// resized in strips.
+    static let tableBudget = 1 << 22
+
+    /// Pillow's `ksize` for resizing `inSize` samples to `outSize` with `filter`.
+    static func taps(inSize: Int, outSize: Int, filter: ResampleFilter) -> Int {
+        let filterScale = max(Double(Float(inSize)) / Double(outSize), 1.0)
+        return Int((filter.support * filterScale).rounded(.up)) * 2 + 1
+    }
+
+    /// Port of `precompute_coeffs` + `normalize_coeffs_8bpc` for the output
+    /// samples in `outputs` (default all `outSize`); each output's coefficients
+    /// depend only on its own index, so a window gets exactly the values the whole
+    /// table holds there. `in0`/`in1` are the box edges, which Pillow holds as C
+    /// floats. Requires `ksize <= maximumTaps`.
+    init(inSize: Int, in0: Float, in1: Float, outSize: Int, filter: ResampleFilter, outputs: Range<Int>? = nil) {
+        let outputs = outputs ?? 0..<outSize
         var filterScale = Double(in1 - in0) / Double(outSize)
         let scale = filterScale
         if filterScale < 1.0 { filterScale = 1.0 }
         let support = filter.support * filterScale
         let ksize = Int(support.rounded(.up)) * 2 + 1
+        precondition(ksize <= Self.maximumTaps, "resampling kernel of \(ksize) taps")
         self.ksize = ksize
-        first = [Int](repeating: 0, count: outSize)
-        count = [Int](repeating: 0, count: outSize)
-        weights = [Int32](repeating: 0, count: outSize * ksize)
+        first = [Int](repeating: 0, count: outputs.count)
+        count = [Int](repeating: 0, count: outputs.count)
+        weights = [Int32](repeating: 0, count: outputs.count * ksize)
 
         let inverseFilterScale = 1.0 / filterScale
         var k = [Double](repeating: 0, count: ksize)
-        for xx in 0..<outSize {
+        for (slot, xx) in outputs.enumerated() {
             let center = Double(in0) + (Double(xx) + 0.5) * scale
             var ww = 0.0
             // (int) truncates toward zero, like Int(_: Double).
@@ -131,12 +153,50 @@ struct ResampleCoefficients {
             let unit = Double(1 << Self.precisionBits)
             for x in 0..<max(xmax, 0) {
                 let v = k[x]
-                weights[xx * ksize + x] = v < 0 ? Int32(-0.5 + v * unit) : Int32(0.5 + v * unit)
+                weights[slot * ksize + x] = v < 0 ? Int32(-0.5 + v * unit) : Int32(0.5 + v * unit)
             }
-            first[xx] = xmin
-            count[xx] = max(xmax, 0)
+            first[slot] = xmin
+            count[slot] = max(xmax, 0)
         }
     }
+
+    /// The source samples the window reads (empty for an empty window).
+    var sourceRange: Range<Int> {
+        guard let firstIndex = first.first else { return 0..<0 }
+        return firstIndex..<(first[first.count - 1] + count[count.count - 1])
+    }
+
+    /// The same coefficients reading a source that starts at `offset`.
+    func shifted(by offset: Int) -> ResampleCoefficients {
+        var copy = self
+        for i in copy.first.indices { copy.first[i] -= offset }
+        return copy
+    }
+}
+
+/// Why an image cannot be resized.
+public enum ResampleError: Error, LocalizedError, Equatable, CustomStringConvertible, Sendable {
+    /// Resizing `from` samples to `to` along one axis needs a kernel wider than
+    /// the limit (a strip thousands of times longer than the model's input).
+    case kernelTooWide(from: Int, to: Int, taps: Int)
+    /// A target size below 1 pixel.
+    case emptyTarget(width: Int, height: Int)
+    /// A source image without pixels.
+    case emptyImage
+
+    /// A readable explanation.
+    public var description: String {
+        switch self {
+        case let .kernelTooWide(from, to, taps):
+            "cannot resize \(from) pixels to \(to): the filter would need \(taps) taps per pixel "
+                + "(limit \(ResampleCoefficients.maximumTaps)); the image is too elongated"
+        case let .emptyTarget(width, height): "cannot resize to \(width)x\(height)"
+        case .emptyImage: "cannot resize an image without pixels"
+        }
+    }
+
+    /// The same as ``description``.
+    public var errorDescription: String? { description }
 }
 
 extension RGBImage {
@@ -145,46 +205,74 @@ extension RGBImage {
     ///
     /// Large images are split across cores by rows; the result does not
     /// depend on the split.
+    /// - Throws: ``ResampleError`` for an empty target or an axis shrunk so far
+    ///   that its kernel would exceed `ResampleCoefficients.maximumTaps`.
     public func resized(width newWidth: Int, height newHeight: Int,
-                        filter: ResampleFilter = .bicubic) -> RGBImage {
-        precondition(newWidth > 0 && newHeight > 0, "resize target must be at least 1x1")
-        precondition(width > 0 && height > 0, "cannot resize an empty image")
-        if newWidth == width && newHeight == height {
-            return self  // Image.resize returns a copy when size and box match
-        }
+                        filter: ResampleFilter = .bicubic) throws -> RGBImage {
+        try resized(width: newWidth, height: newHeight, filter: filter, columns: 0..<newWidth, rows: 0..<newHeight)
+    }
+
+    /// The `columns × rows` window of ``resized(width:height:filter:)``,
+    /// computing only what the window needs: coefficients for its outputs,
+    /// source rows and columns its taps read. Each output pixel of Pillow's
+    /// passes depends only on its own coefficients and the pixels they read, so
+    /// the window is byte-identical to the same region of the whole resize; the
+    /// pass order is decided on the whole sizes, as Pillow decides it. Memory is
+    /// bounded by the window and the source, however large the full resize.
+    /// - Throws: ``ResampleError``.
+    func resized(width newWidth: Int, height newHeight: Int, filter: ResampleFilter,
+                 columns: Range<Int>, rows: Range<Int>) throws -> RGBImage {
+        guard newWidth > 0, newHeight > 0 else { throw ResampleError.emptyTarget(width: newWidth, height: newHeight) }
+        guard width > 0, height > 0 else { throw ResampleError.emptyImage }
+        precondition(columns.clamped(to: 0..<newWidth) == columns && rows.clamped(to: 0..<newHeight) == rows,
+                     "window outside the resized image")
         let needHorizontal = newWidth != width
         let needVertical = newHeight != height
-        // Pillow 13: vertical first if the height shrinks by more than twice
-        // as many pixels as the width.
-        let horizontalFirst = !((height - newHeight) > 0 && (height - newHeight) > (width - newWidth) * 2)
-
-        let vertical = ResampleCoefficients(inSize: height, in0: 0, in1: Float(height),
-                                            outSize: newHeight, filter: filter)
-        let horizontal = needHorizontal
-            ? ResampleCoefficients(inSize: width, in0: 0, in1: Float(width), outSize: newWidth, filter: filter)
+        for (from, to, needed) in [(width, newWidth, needHorizontal), (height, newHeight, needVertical)] where needed {
+            let taps = ResampleCoefficients.taps(inSize: from, outSize: to, filter: filter)
+            guard taps <= ResampleCoefficients.maximumTaps else { throw ResampleError.kernelTooWide(from: from, to: to, taps: taps) }
+        }
+        if columns.isEmpty || rows.isEmpty { return RGBImage(width: columns.count, height: rows.count) }
+        // Windows whose coefficient table would exceed the budget are done in
+        // strips (each output's coefficients are its own, so strips stitch exactly).
+        for (window, from, to, needed, isRows) in [(rows, height, newHeight, needVertical, true),
+                                                   (columns, width, newWidth, needHorizontal, false)] where needed {
+            let perStrip = max(1, ResampleCoefficients.tableBudget / ResampleCoefficients.taps(inSize: from, outSize: to, filter: filter))
+            guard window.count > perStrip else { continue }
+            let strips = try stride(from: window.lowerBound, to: window.upperBound, by: perStrip).map { start in
+                let part = start..<min(start + perStrip, window.upperBound)
+                return try resized(width: newWidth, height: newHeight, filter: filter,
+                                   columns: isRows ? columns : part, rows: isRows ? part : rows)
+            }
+            return ImagePreprocessing.stitch(strips, vertically: isRows)
+        }
+        let vertical = needVertical
+            ? ResampleCoefficients(inSize: height, in0: 0, in1: Float(height), outSize: newHeight, filter: filter, outputs: rows)
             : nil
-
+        let horizontal = needHorizontal
+            ? ResampleCoefficients(inSize: width, in0: 0, in1: Float(width), outSize: newWidth, filter: filter, outputs: columns)
+            : nil
+        // Pillow 13: vertical first if the height shrinks by more than twice as
+        // many pixels as the width.
+        let horizontalFirst = !((height - newHeight) > 0 && (height - newHeight) > (width - newWidth) * 2)
+        // The source region the first pass reads: the rows (horizontal first) or
+        // columns (vertical first) the second pass needs, and the window's own
+        // extent on an axis that is not resized.
+        let sourceRows = vertical?.sourceRange ?? rows
+        let sourceColumns = horizontal?.sourceRange ?? columns
         if horizontalFirst {
-            var current = self
-            var verticalCoefficients = vertical
-            if let horizontal {
-                // Only the source rows the vertical pass reads.
-                let firstRow = vertical.first[0]
-                let lastRow = vertical.first[newHeight - 1] + vertical.count[newHeight - 1]
-                for i in 0..<newHeight { verticalCoefficients.first[i] -= firstRow }
-                current = Self.horizontalPass(self, rows: firstRow..<lastRow, coefficients: horizontal)
-            }
-            if needVertical {
-                current = Self.verticalPass(current, coefficients: verticalCoefficients)
-            }
+            var current = horizontal.map { Self.horizontalPass(self, rows: sourceRows, coefficients: $0) }
+                ?? ImagePreprocessing.crop(self, left: sourceColumns.lowerBound, top: sourceRows.lowerBound,
+                                           width: sourceColumns.count, height: sourceRows.count)
+            if let vertical { current = Self.verticalPass(current, coefficients: vertical.shifted(by: sourceRows.lowerBound)) }
             return current
         } else {
-            var current = self
-            if needVertical {
-                current = Self.verticalPass(current, coefficients: vertical)
-            }
+            var current = ImagePreprocessing.crop(self, left: sourceColumns.lowerBound, top: 0,
+                                                  width: sourceColumns.count, height: height)
+            current = vertical.map { Self.verticalPass(current, coefficients: $0) }
+                ?? ImagePreprocessing.crop(current, left: 0, top: sourceRows.lowerBound, width: current.width, height: sourceRows.count)
             if let horizontal {
-                current = Self.horizontalPass(current, rows: 0..<current.height, coefficients: horizontal)
+                current = Self.horizontalPass(current, rows: 0..<current.height, coefficients: horizontal.shifted(by: sourceColumns.lowerBound))
             }
             return current
         }
@@ -196,6 +284,37 @@ extension RGBImage {
         return v < 0 ? 0 : (v > 255 ? 255 : UInt8(truncatingIfNeeded: v))
     }
 
+    /// The pointers a resampling pass works with, shareable with worker threads.
+    struct PassPointers: @unchecked Sendable {
+        // @unchecked: workers only read `source` and the coefficients and write
+        // disjoint rows of `destination`.
+        let source: UnsafePointer<UInt8>
+        let destination: UnsafeMutablePointer<UInt8>
+        let weights: UnsafePointer<Int32>
+        let first: UnsafePointer<Int>
+        let count: UnsafePointer<Int>
+    }
+
+    /// A `byteCount`-byte image buffer that `body` fills, given `source`'s pixels
+    /// and the coefficients.
+    static func pass(_ source: RGBImage, _ coefficients: ResampleCoefficients, byteCount: Int,
+                     _ body: (PassPointers) -> Void) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: byteCount)
+        source.pixels.withUnsafeBufferPointer { pixels in
+            out.withUnsafeMutableBufferPointer { destination in
+                coefficients.weights.withUnsafeBufferPointer { weights in
+                    coefficients.first.withUnsafeBufferPointer { first in
+                        coefficients.count.withUnsafeBufferPointer { count in
+                            body(PassPointers(source: pixels.baseAddress!, destination: destination.baseAddress!,
+                                              weights: weights.baseAddress!, first: first.baseAddress!, count: count.baseAddress!))
+                        }
+                    }
+                }
+            }
+        }
+        return out
+    }
+
     /// Horizontal pass over `rows` of `image`: output is `coefficients.count`
     /// wide and `rows.count` high. Port of ImagingResampleHorizontal_8bpc.
     static func horizontalPass(_ image: RGBImage, rows: Range<Int>,
@@ -204,41 +323,27 @@ extension RGBImage {
         let outHeight = rows.count
         let inStride = image.width * 3
         let outStride = outWidth * 3
-        var out = [UInt8](repeating: 0, count: outWidth * outHeight * 3)
         let ksize = coefficients.ksize
-        image.pixels.withUnsafeBufferPointer { source in
-            out.withUnsafeMutableBufferPointer { destination in
-                coefficients.weights.withUnsafeBufferPointer { weights in
-                    coefficients.first.withUnsafeBufferPointer { firsts in
-                        coefficients.count.withUnsafeBufferPointer { counts in
-                            let src = ImagingReadPointer(source.baseAddress!)
-                            let dst = ImagingWritePointer(destination.baseAddress!)
-                            let kk = ImagingReadPointer(weights.baseAddress!)
-                            let fs = ImagingReadPointer(firsts.baseAddress!)
-                            let cs = ImagingReadPointer(counts.baseAddress!)
-                            imagingParallelRows(outHeight, work: outWidth * ksize) { range in
-                                for yy in range {
-                                    let inRow = src.pointer + (yy + rows.lowerBound) * inStride
-                                    let outRow = dst.pointer + yy * outStride
-                                    for xx in 0..<outWidth {
-                                        let k = kk.pointer + xx * ksize
-                                        var p = inRow + fs.pointer[xx] * 3
-                                        let half: Int32 = 1 << Int32(ResampleCoefficients.precisionBits - 1)
-                                        var s0 = half, s1 = half, s2 = half
-                                        for x in 0..<cs.pointer[xx] {
-                                            let w = k[x]
-                                            s0 &+= Int32(p[0]) &* w
-                                            s1 &+= Int32(p[1]) &* w
-                                            s2 &+= Int32(p[2]) &* w
-                                            p += 3
-                                        }
-                                        outRow[3 * xx] = clip8(s0)
-                                        outRow[3 * xx + 1] = clip8(s1)
-                                        outRow[3 * xx + 2] = clip8(s2)
-                                    }
-                                }
-                            }
+        let out = pass(image, coefficients, byteCount: outWidth * outHeight * 3) { p in
+            imagingParallelRows(outHeight, work: outWidth * ksize) { range in
+                for yy in range {
+                    let inRow = p.source + (yy + rows.lowerBound) * inStride
+                    let outRow = p.destination + yy * outStride
+                    for xx in 0..<outWidth {
+                        let k = p.weights + xx * ksize
+                        var pixel = inRow + p.first[xx] * 3
+                        let half: Int32 = 1 << Int32(ResampleCoefficients.precisionBits - 1)
+                        var s0 = half, s1 = half, s2 = half
+                        for x in 0..<p.count[xx] {
+                            let w = k[x]
+                            s0 &+= Int32(pixel[0]) &* w
+                            s1 &+= Int32(pixel[1]) &* w
+                            s2 &+= Int32(pixel[2]) &* w
+                            pixel += 3
                         }
+                        outRow[3 * xx] = clip8(s0)
+                        outRow[3 * xx + 1] = clip8(s1)
+                        outRow[3 * xx + 2] = clip8(s2)
                     }
                 }
             }
@@ -252,58 +357,31 @@ extension RGBImage {
     static func verticalPass(_ image: RGBImage, coefficients: ResampleCoefficients) -> RGBImage {
         let outHeight = coefficients.first.count
         let stride = image.width * 3
-        var out = [UInt8](repeating: 0, count: stride * outHeight)
         let ksize = coefficients.ksize
-        image.pixels.withUnsafeBufferPointer { source in
-            out.withUnsafeMutableBufferPointer { destination in
-                coefficients.weights.withUnsafeBufferPointer { weights in
-                    coefficients.first.withUnsafeBufferPointer { firsts in
-                        coefficients.count.withUnsafeBufferPointer { counts in
-                            let src = ImagingReadPointer(source.baseAddress!)
-                            let dst = ImagingWritePointer(destination.baseAddress!)
-                            let kk = ImagingReadPointer(weights.baseAddress!)
-                            let fs = ImagingReadPointer(firsts.baseAddress!)
-                            let cs = ImagingReadPointer(counts.baseAddress!)
-                            imagingParallelRows(outHeight, work: stride * ksize) { range in
-                                let accumulator = UnsafeMutablePointer<Int32>.allocate(capacity: stride)
-                                defer { accumulator.deallocate() }
-                                for yy in range {
-                                    let k = kk.pointer + yy * ksize
-                                    let ymin = fs.pointer[yy]
-                                    accumulator.update(repeating: 1 << Int32(ResampleCoefficients.precisionBits - 1),
-                                                       count: stride)
-                                    for y in 0..<cs.pointer[yy] {
-                                        let w = k[y]
-                                        let row = src.pointer + (ymin + y) * stride
-                                        for i in 0..<stride {
-                                            accumulator[i] &+= Int32(row[i]) &* w
-                                        }
-                                    }
-                                    let outRow = dst.pointer + yy * stride
-                                    for i in 0..<stride {
-                                        outRow[i] = clip8(accumulator[i])
-                                    }
-                                }
-                            }
+        let out = pass(image, coefficients, byteCount: stride * outHeight) { p in
+            imagingParallelRows(outHeight, work: stride * ksize) { range in
+                let accumulator = UnsafeMutablePointer<Int32>.allocate(capacity: stride)
+                defer { accumulator.deallocate() }
+                for yy in range {
+                    let k = p.weights + yy * ksize
+                    let ymin = p.first[yy]
+                    accumulator.update(repeating: 1 << Int32(ResampleCoefficients.precisionBits - 1), count: stride)
+                    for y in 0..<p.count[yy] {
+                        let w = k[y]
+                        let row = p.source + (ymin + y) * stride
+                        for i in 0..<stride {
+                            accumulator[i] &+= Int32(row[i]) &* w
                         }
+                    }
+                    let outRow = p.destination + yy * stride
+                    for i in 0..<stride {
+                        outRow[i] = clip8(accumulator[i])
                     }
                 }
             }
         }
         return RGBImage(width: image.width, height: outHeight, pixels: out)
     }
-}
-
-/// A pointer handed to worker threads that only read through it.
-struct ImagingReadPointer<T>: @unchecked Sendable {
-    let pointer: UnsafePointer<T>
-    init(_ pointer: UnsafePointer<T>) { self.pointer = pointer }
-}
-
-/// A pointer handed to worker threads that write disjoint parts of it.
-struct ImagingWritePointer<T>: @unchecked Sendable {
-    let pointer: UnsafeMutablePointer<T>
-    init(_ pointer: UnsafeMutablePointer<T>) { self.pointer = pointer }
 }
 
 /// Runs `body` over `0..<rows` split into contiguous chunks, in parallel when

@@ -1,3 +1,4 @@
+import Foundation
 import NeuralCore
 
 /// Errors raised by model forward passes on invalid inputs.
@@ -52,4 +53,9 @@ public struct Embedding: Sendable {
             (y + i * dimension).update(from: row(index), count: dimension)
         }
     }
+}
+
+extension ModelInputError: LocalizedError {
+    /// The same text as ``description``, for `localizedDescription`.
+    public var errorDescription: String? { description }
 }

@@ -317,3 +317,8 @@ public struct BertTokenizer: Sendable {
         return id >= 0 && id < vocabulary.count ? vocabulary[id] : nil
     }
 }
+
+extension BertTokenizerError: LocalizedError {
+    /// The same text as ``description``, for `localizedDescription`.
+    public var errorDescription: String? { description }
+}

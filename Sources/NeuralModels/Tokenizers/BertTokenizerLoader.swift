@@ -1,4 +1,5 @@
 import Foundation
+import NeuralCore
 
 // Reading a checkpoint directory's tokenizer files for `BertTokenizer`.
 
@@ -26,10 +27,16 @@ extension BertTokenizer {
             // Vocabulary: tokenizer.json's model.vocab takes precedence (convert_to_native_format).
             let vocabulary: [String]
             if let model = tokenizerJSON?["model"] as? [String: Any], let vocab = model["vocab"] as? [String: Any] {
+                // The id is the index into the vocabulary: ids past the entry count
+                // would size the array from the file's numbers, not its contents.
                 var byId = [String](repeating: "", count: vocab.count)
                 for (token, value) in vocab {
                     guard let id = (value as? NSNumber)?.intValue, id >= 0 else { continue }
-                    if id >= byId.count { byId += [String](repeating: "", count: id + 1 - byId.count) }
+                    guard id < byId.count else {
+                        throw BertTokenizerError.invalidConfiguration(
+                            path: directory.appendingPathComponent("tokenizer.json").path, key: "model.vocab",
+                            reason: "id \(id) of \"\(token)\" is past the \(vocab.count) entries")
+                    }
                     byId[id] = token
                 }
                 vocabulary = byId
@@ -191,13 +198,17 @@ extension BertTokenizer {
             return number.boolValue
         }
 
-        static func readObject(_ url: URL) throws -> [String: Any] {
-            let data: Data
+        /// The bytes of a tokenizer file (a regular file of at most ``maximumTextFileBytes``).
+        static func readFile(_ url: URL) throws -> Data {
             do {
-                data = try Data(contentsOf: url)
+                return try readRegularFile(url.path, limit: maximumTextFileBytes)
             } catch {
                 throw BertTokenizerError.unreadableFile(path: url.path, reason: "\(error)")
             }
+        }
+
+        static func readObject(_ url: URL) throws -> [String: Any] {
+            let data = try readFile(url)
             let object: Any
             do {
                 object = try JSONSerialization.jsonObject(with: data)
@@ -212,12 +223,7 @@ extension BertTokenizer {
 
         /// `vocab.txt`: one token per line, the line number is the id.
         static func readVocabulary(_ url: URL) throws -> [String] {
-            let data: Data
-            do {
-                data = try Data(contentsOf: url)
-            } catch {
-                throw BertTokenizerError.unreadableFile(path: url.path, reason: "\(error)")
-            }
+            let data = try readFile(url)
             var lines = data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
             if lines.last?.isEmpty == true { lines.removeLast() }
             return lines.map { String(decoding: $0, as: UTF8.self) }

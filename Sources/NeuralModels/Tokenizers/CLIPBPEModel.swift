@@ -15,8 +15,9 @@ final class CLIPBPEModel: Sendable {
     /// In-text special spellings, in the order the split pattern tries them.
     let inlineSpecials: [(pattern: [Unicode.Scalar], id: Int32)]
     let tokenToID: [String: Int32]
-    /// Vocabulary entries by id ("" for ids the vocabulary skips).
-    let idToToken: [String]
+    /// Vocabulary entries by id (a dictionary: ids come from the file and may be
+    /// sparse or huge, so they never size an array).
+    let idToToken: [Int32: String]
     let vocabularySize: Int
     /// Byte of each byte-level character.
     let byteDecoder: [UInt32: UInt8]
@@ -45,9 +46,9 @@ final class CLIPBPEModel: Sendable {
             let key = UInt64(UInt32(merge.0)) << 32 | UInt64(UInt32(merge.1))
             table[key] = UInt64(rank) << 32 | UInt64(UInt32(merge.2))
         }
-        let maxID = Int(vocabulary.values.max() ?? 0)
-        var idToToken = [String](repeating: "", count: maxID + 1)
-        for (token, id) in vocabulary { idToToken[Int(id)] = token }
+        var idToToken: [Int32: String] = [:]
+        idToToken.reserveCapacity(vocabulary.count)
+        for (token, id) in vocabulary { idToToken[id] = token }
         self.byteIDs = byteIDs
         self.byteEndIDs = byteEndIDs
         self.byteDecoder = byteDecoder
@@ -200,8 +201,8 @@ final class CLIPBPEModel: Sendable {
     /// The bytes the ids' vocabulary entries stand for.
     func bytes(of ids: [Int32]) -> [UInt8] {
         var bytes: [UInt8] = []
-        for id in ids where id >= 0 && Int(id) < idToToken.count {
-            for scalar in idToToken[Int(id)].unicodeScalars {
+        for id in ids {
+            for scalar in (idToToken[id] ?? "").unicodeScalars {
                 if let byte = byteDecoder[scalar.value] {
                     bytes.append(byte)
                 } else {

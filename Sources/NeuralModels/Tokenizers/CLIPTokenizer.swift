@@ -1,4 +1,5 @@
 import Foundation
+import NeuralCore
 
 // Port of open_clip/tokenizer.py `SimpleTokenizer` (open_clip_torch 3.3.0, itself a copy of
 // OpenAI CLIP's simple_tokenizer.py) with `clean="lower"` and no reduction mask, reading the
@@ -221,14 +222,18 @@ public struct CLIPTokenizer: Sendable {
 
     // MARK: Loading
 
-    static func readText(_ url: URL) throws(CLIPTokenizerError) -> String {
+    /// The bytes of a tokenizer file (a regular file of at most ``maximumTextFileBytes``).
+    static func readFile(_ url: URL) throws(CLIPTokenizerError) -> Data {
         guard FileManager.default.fileExists(atPath: url.path) else { throw .missingFile(url) }
-        let data: Data
         do {
-            data = try Data(contentsOf: url)
+            return try readRegularFile(url.path, limit: maximumTextFileBytes)
         } catch {
-            throw .unreadableFile(url, reason: String(describing: error))
+            throw .unreadableFile(url, reason: (error as? FileError).map { $0.reason ?? String(cString: strerror($0.code)) } ?? "\(error)")
         }
+    }
+
+    static func readText(_ url: URL) throws(CLIPTokenizerError) -> String {
+        let data = try readFile(url)
         guard let text = String(data: data, encoding: .utf8) else {
             throw .unreadableFile(url, reason: "not valid UTF-8")
         }
@@ -236,13 +241,7 @@ public struct CLIPTokenizer: Sendable {
     }
 
     static func readVocabulary(_ url: URL) throws(CLIPTokenizerError) -> [String: Int32] {
-        guard FileManager.default.fileExists(atPath: url.path) else { throw .missingFile(url) }
-        let data: Data
-        do {
-            data = try Data(contentsOf: url)
-        } catch {
-            throw .unreadableFile(url, reason: String(describing: error))
-        }
+        let data = try readFile(url)
         let decoded: [String: Int]
         do {
             decoded = try JSONDecoder().decode([String: Int].self, from: data)
@@ -326,3 +325,8 @@ public enum CLIPTokenizerError: Error, Equatable, Sendable, CustomStringConverti
 /// The former name of ``CLIPTokenizerError``, from when it was the only tokenizer error type.
 @available(*, deprecated, renamed: "CLIPTokenizerError")
 public typealias TokenizerError = CLIPTokenizerError
+
+extension CLIPTokenizerError: LocalizedError {
+    /// The same text as ``description``, for `localizedDescription`.
+    public var errorDescription: String? { description }
+}
