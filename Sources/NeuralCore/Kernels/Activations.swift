@@ -32,6 +32,9 @@ public func activate(_ x: UnsafeMutablePointer<Float>, count: Int, _ activation:
 /// - Parameters:
 ///   - x: `[rows, cols]`.
 ///   - bias: `[cols]`, or nil.
+///   - rows: the rows of `x`.
+///   - cols: the width of each row.
+///   - activation: the activation applied after the bias.
 public func addBiasAndActivate(_ x: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?, rows: Int, cols: Int,
                                _ activation: Activation) {
     forEachRowBlock(rows: rows, cols: cols) { r in activateRange(x + r * cols, count: cols, bias: bias, activation) }

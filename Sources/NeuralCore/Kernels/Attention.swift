@@ -60,8 +60,18 @@ public func multiHeadAttention(
 ///
 /// - Parameters:
 ///   - out: `[Tq, D]`, row stride `ldo`.
+///   - ldo: the row stride of `out`.
 ///   - q: `[Tq, D]`, row stride `ldq`.
-///   - k, v: `[Tk, D]`, row strides `ldk`, `ldv`.
+///   - ldq: the row stride of `q`.
+///   - k: `[Tk, D]`, row stride `ldk`.
+///   - ldk: the row stride of `k`.
+///   - v: `[Tk, D]`, row stride `ldv`.
+///   - ldv: the row stride of `v`.
+///   - queryCount: `Tq`.
+///   - keyCount: `Tk`.
+///   - headDim: `D`.
+///   - scale: usually `1/√D`.
+///   - mask: causal and/or padding mask over the `Tk` keys.
 ///   - scratch: `Tq·Tk` floats.
 public func attentionHead(
     _ out: UnsafeMutablePointer<Float>, ldo: Int,

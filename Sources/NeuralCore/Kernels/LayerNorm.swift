@@ -29,8 +29,15 @@ public func layerNorm(
 ///
 /// - Parameters:
 ///   - y: `[rows, cols]`, row stride `ldy` (must not alias `x`).
+///   - ldy: the row stride of `y`.
 ///   - x: `[rows, cols]`, row stride `ldx`; becomes `x + addend`.
+///   - ldx: the row stride of `x`.
 ///   - addend: `[cols]`, or nil for none.
+///   - weight: `[cols]`.
+///   - bias: `[cols]`.
+///   - rows: the rows of `x` and `y`.
+///   - cols: the width normalised over.
+///   - eps: the checkpoint's `layer_norm_eps`.
 public func layerNormAddingBias(
     _ y: UnsafeMutablePointer<Float>, ldy: Int, _ x: UnsafeMutablePointer<Float>, ldx: Int,
     addend: UnsafePointer<Float>?, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>,

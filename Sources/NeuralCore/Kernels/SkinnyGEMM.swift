@@ -17,8 +17,16 @@ public let skinnyMaxRows = 8
 ///
 /// - Parameters:
 ///   - y: `[M, N]`, row stride `ldy`; not read when `beta` is 0.
+///   - ldy: the row stride of `y`.
 ///   - x: `[M, K]`, row stride `ldx`.
+///   - ldx: the row stride of `x`.
 ///   - weight: `[N, K]`, row stride `ldw`.
+///   - ldw: the row stride of `weight`.
+///   - m: `M`, at most ``skinnyMaxRows``.
+///   - n: `N`.
+///   - k: `K`.
+///   - alpha: the factor of the product.
+///   - beta: the factor of `y`'s previous values.
 public func skinnyGEMM(
     _ y: UnsafeMutablePointer<Float>, ldy: Int, _ x: UnsafePointer<Float>, ldx: Int,
     weight: UnsafePointer<Float>, ldw: Int, m: Int, n: Int, k: Int, alpha: Float = 1, beta: Float = 0
@@ -66,8 +74,16 @@ public func skinnyGEMMNaive(
 ///
 /// - Parameters:
 ///   - y: `[M, N]`, row stride `ldy`; not read when `beta` is 0.
+///   - ldy: the row stride of `y`.
 ///   - x: `[M, K]`, row stride `ldx`.
+///   - ldx: the row stride of `x`.
 ///   - b: `[K, N]`, row stride `ldb`.
+///   - ldb: the row stride of `b`.
+///   - m: `M`, at most ``skinnyMaxRows``.
+///   - n: `N`.
+///   - k: `K`.
+///   - alpha: the factor of the product.
+///   - beta: the factor of `y`'s previous values.
 public func skinnyGEMMNN(
     _ y: UnsafeMutablePointer<Float>, ldy: Int, _ x: UnsafePointer<Float>, ldx: Int,
     b: UnsafePointer<Float>, ldb: Int, m: Int, n: Int, k: Int, alpha: Float = 1, beta: Float = 0

@@ -61,7 +61,7 @@ public final class CLIPModel: Sendable {
     /// preprocessed `pixels` `[B, 3, S, S]`.
     ///
     /// The last layer's class-token rows and the projection run in groups of at
-    /// most ``skinnyMaxRows`` rows, so they add no dependence on the batch size.
+    /// most `skinnyMaxRows` rows, so they add no dependence on the batch size.
     public func imageFeatures(_ pixels: Tensor) throws -> Tensor {
         visualProjection(rowIndependent: try visionModel.pooledOutput(pixels))
     }

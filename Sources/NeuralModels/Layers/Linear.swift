@@ -41,7 +41,7 @@ public struct Linear: Sendable {
     }
 
     /// Applies the layer over the last dimension in groups of at most
-    /// ``skinnyMaxRows`` rows, so that each row's result is the same whatever the
+    /// `skinnyMaxRows` rows, so that each row's result is the same whatever the
     /// number of rows (products that small run in the skinny kernel, whose sums
     /// for a row do not depend on the others): for pooled outputs such as CLIP's
     /// projections, where a batch must equal its items one at a time, bit for bit,

@@ -106,7 +106,7 @@ struct PreNormBlock {
     /// row `row` of each of the `batch` sequences in `hidden` `[B·T, C]` (read
     /// only). A tower's last layer, when only one token per sequence is pooled
     /// (CLIP's class token, or the end token of a causal text). The pooled rows'
-    /// products run in groups of at most ``skinnyMaxRows`` rows, so a sequence's
+    /// products run in groups of at most `skinnyMaxRows` rows, so a sequence's
     /// result does not depend on how many are encoded with it.
     func forward(pooling row: Int, of hidden: UnsafePointer<Float>, batch: Int, tokens: Int, causal: Bool,
                  into out: UnsafeMutablePointer<Float>) {
