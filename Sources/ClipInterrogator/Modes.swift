@@ -101,17 +101,7 @@ extension Interrogator {
                trace: ((_ step: Int, _ candidates: [String], _ scores: [Float], _ cost: TextEncodingCost) -> Void)? = nil)
         throws -> String {
         var remaining = Self.uniqued(phrases)
-        var best: (prompt: String, similarity: Float)
-        if let start {
-            best = start
-        } else {
-            guard !remaining.isEmpty else { return "" }
-            let scores = try similarities(image, remaining)
-            let index = Self.firstIndexOfMaximum(reverse ? scores.map { -$0 } : scores)
-            // As in the reference, the starting score is not negated in reverse mode.
-            best = (remaining[index], scores[index])
-            remaining.remove(at: index)
-        }
+        guard var best = try chainStart(image: image, start: start, remaining: &remaining, reverse: reverse) else { return "" }
         var current = best
         for step in 0..<maxCount {
             guard !remaining.isEmpty else { break }
@@ -129,6 +119,19 @@ extension Interrogator {
             remaining.remove(at: index)
         }
         return best.prompt
+    }
+
+    /// A chain's starting prompt: `start` when given; else, as the reference's
+    /// `chain(best_prompt="")`, the best of `remaining` (the least similar with
+    /// `reverse`, though its score is kept unnegated, as the reference keeps it),
+    /// taken out of `remaining`. Nil when there is neither.
+    func chainStart(image: [Float], start: (prompt: String, similarity: Float)?, remaining: inout [String],
+                    reverse: Bool) throws -> (prompt: String, similarity: Float)? {
+        if let start { return start }
+        guard !remaining.isEmpty else { return nil }
+        let scores = try similarities(image, remaining)
+        let index = Self.firstIndexOfMaximum(reverse ? scores.map { -$0 } : scores)
+        return (remaining.remove(at: index), scores[index])
     }
 
     /// Similarities of texts that all start with `prefix` followed by more text,

@@ -59,16 +59,7 @@ extension Interrogator {
                     trace: ((_ step: Int, _ candidates: [String], _ scores: [Float], _ cost: TextEncodingCost) -> Void)? = nil)
         throws -> String {
         var remaining = Array(Self.uniqued(phrases).prefix(max(1, settings.poolSize)))
-        var best: (prompt: String, similarity: Float)
-        if let start {
-            best = start
-        } else {
-            guard !remaining.isEmpty else { return "" }
-            let scores = try similarities(image, remaining)
-            let index = Self.firstIndexOfMaximum(scores)
-            best = (remaining[index], scores[index])
-            remaining.remove(at: index)
-        }
+        guard var best = try chainStart(image: image, start: start, remaining: &remaining, reverse: false) else { return "" }
         var current = best
         // The gain each phrase gave when last scored; nil until it is scored.
         var lastGain = [Float?](repeating: nil, count: remaining.count)
