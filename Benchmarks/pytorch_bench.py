@@ -21,7 +21,9 @@ stages 2-5 use max(2, runs // 3) runs, as the Swift side does):
      "prompt, flavor" candidates to 77 tokens, encode them in one batch, normalise,
      similarity with an image feature, argmax (--chain-candidates, default 2048).
   5  BLIP-large (random weights): the vision tower on one 384x384 image; generate with
-     exactly 20 new tokens, greedy and num_beams=3.
+     exactly 20 new tokens, greedy and num_beams=3; greedy with 1 new token, and from the
+     two a greedy decoder step inside generate, (t20 - t1) / 19; and one decoder step alone (token 11
+     after a cached 10-token prefix: text_decoder with past_key_values, argmax, cache cropped back).
   6  (only with --stage 6 --checkpoints DIR, in a fresh process) clip-interrogator 0.6.0 itself:
      time to load the ViT-L/14 and BLIP-large checkpoints that `interrogate-bench
      --write-checkpoints DIR` wrote (transformers from_pretrained, F32), the BLIP processor and
@@ -91,6 +93,16 @@ SGEMM_SHAPES = [
     ("text 77x768x768", 77, 768, 768),
     ("text batch 4096x768x768", 4096, 768, 768),
     ("decoder step 3x768x768", 3, 768, 768),
+    ("decoder step 1x768x768", 1, 768, 768),
+    ("decoder step 1x3072x768", 1, 3072, 768),
+    ("decoder step 1x768x3072", 1, 768, 3072),
+    ("skinny 1x1024x4096", 1, 1024, 4096),
+    ("skinny 1x4096x1024", 1, 4096, 1024),
+    ("beams 3x3072x768", 3, 3072, 768),
+    ("beams 8x768x768", 8, 768, 768),
+    ("beams 6x768x768", 6, 768, 768),
+    ("beams 4x768x768", 4, 768, 768),
+    ("beams 6x3072x768", 6, 3072, 768),
 ]
 
 # TextStages.chainStep's prompt
@@ -108,21 +120,27 @@ def peak_resident_mb() -> float:
     return r / 1_048_576 if sys.platform == "darwin" else r / 1024
 
 
-def measure(stage, name, runs, body, flops=None, items=None, warmup=True):
-    """One warm-up call of body, then `runs` timed calls (Measurement.swift's measure)."""
+def measure(stage, name, runs, body, flops=None, items=None, warmup=True, repeats=1):
+    """One warm-up call of body, then `runs` timed runs (Measurement.swift's measure); with
+    `repeats`, each run calls body that many times and the times are per call. Also records
+    the process's CPU time per call (cpuMedianSeconds), as the Swift side does."""
     if warmup:
         body()
-    times = []
+    times, cpu = [], []
     for _ in range(runs):
-        start = time.perf_counter()
-        body()
-        times.append(time.perf_counter() - start)
+        start, cpu_start = time.perf_counter(), time.process_time()
+        for _ in range(repeats):
+            body()
+        times.append((time.perf_counter() - start) / repeats)
+        cpu.append((time.process_time() - cpu_start) / repeats)
+    cpu.sort()
     times.sort()
     n = len(times)
     median = times[n // 2] if n % 2 == 1 else (times[n // 2 - 1] + times[n // 2]) / 2
     m = {"stage": stage, "name": name, "runs": runs, "medianSeconds": median, "minSeconds": times[0],
          "maxSeconds": times[-1], "gflops": None if flops is None else flops / median / 1e9,
-         "itemsPerSecond": None if items is None else items / median, "peakResidentMB": peak_resident_mb()}
+         "itemsPerSecond": None if items is None else items / median, "peakResidentMB": peak_resident_mb(),
+         "cpuMedianSeconds": cpu[n // 2] if n % 2 == 1 else (cpu[n // 2 - 1] + cpu[n // 2]) / 2}
     print(f"  {stage} | {name}: {median * 1000:.3f} ms", flush=True)
     return m
 
@@ -232,7 +250,10 @@ def sgemm_probe(runs):
         w = torch.from_numpy((np.arange(n * k) % 5).astype(np.float32) * 0.01).reshape(n, k)
         y = torch.empty(m, n)
         wt = w.t()
-        results.append(measure("1 sgemm", name, runs, lambda: torch.mm(x, wt, out=y), flops=2.0 * m * n * k))
+        flops = 2.0 * m * n * k
+        # short products repeat so that one timed run lasts ~50 ms (Benchmark.swift's sgemmProbe)
+        repeats = max(1, int(2.5e9 / flops / 20))
+        results.append(measure("1 sgemm", name, runs, lambda: torch.mm(x, wt, out=y), flops=flops, repeats=repeats))
     return results
 
 
@@ -343,6 +364,49 @@ def blip_stage(runs):
 
         results.append(measure("5 blip", f"BLIP-large 20-token caption, {'greedy' if beams == 1 else f'{beams} beams'}",
                                runs, generate, items=1.0))
+
+    def generate_one():
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out = model.generate(pixel_values=px, max_new_tokens=1, min_new_tokens=1, num_beams=1, do_sample=False)
+        assert out.shape[-1] == 2, out.shape
+        return out
+
+    one = measure("5 blip", "BLIP-large 1-token caption, greedy", runs, generate_one, items=1.0)
+    results.append(one)
+    # a greedy decoder step inside generate: (20-token - 1-token caption) / 19 (BlipStage.swift's decoderStep)
+    twenty = results[1]
+    step = dict(twenty)
+    step["name"] = "BLIP-large decoder step, greedy ((20-token − 1-token caption) / 19)"
+    step["medianSeconds"] = max(0.0, twenty["medianSeconds"] - one["medianSeconds"]) / 19
+    step["minSeconds"] = max(0.0, twenty["minSeconds"] - one["maxSeconds"]) / 19
+    step["maxSeconds"] = max(0.0, twenty["maxSeconds"] - one["minSeconds"]) / 19
+    step["cpuMedianSeconds"] = max(0.0, twenty["cpuMedianSeconds"] - one["cpuMedianSeconds"]) / 19
+    step["itemsPerSecond"] = 1 / step["medianSeconds"] if step["medianSeconds"] > 0 else None
+    results.append(step)
+
+    # one greedy decoder step on its own (BlipStage.swift's decoderStepAlone): token 11 after a cached
+    # 10-token prefix, logits over the vocabulary and their argmax; the cache is cropped back after each step
+    decoder = model.text_decoder
+    with torch.no_grad():
+        image_embeds = model.vision_model(pixel_values=px).last_hidden_state
+        prefix = torch.tensor([[BLIP_LARGE["text_config"]["bos_token_id"]] + list(range(1000, 1009))])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            cache = decoder(input_ids=prefix, encoder_hidden_states=image_embeds, use_cache=True).past_key_values
+    token = torch.tensor([[1009]])
+
+    def step_alone():
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out = decoder(input_ids=token, encoder_hidden_states=image_embeds, past_key_values=cache, use_cache=True)
+            best = out.logits[:, -1].argmax(-1)
+        cache.crop(-1)
+        assert cache.get_seq_length() == 10
+        return best
+
+    results.append(measure("5 blip", "BLIP-large decoder step alone (token 11 after a cached 10-token prefix, greedy)",
+                           max(5, runs * 5), step_alone, items=1.0))
     return results
 
 

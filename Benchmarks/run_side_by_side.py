@@ -3,7 +3,7 @@
 (Benchmarks/pytorch_bench.py) on the same stages, shapes and thread count, in one table.
 
     python3 Benchmarks/run_side_by_side.py [--stage 1,2] [--threads N] [--runs N]
-        [--markdown FILE] [--json FILE] [--extra-openblas-core NAME]
+        [--markdown FILE] [--json FILE] [--extra-openblas-core NAME] [--perf]
         [--python .venv-ref/bin/python] [--no-build] [--pytorch-arg=--text-labels=2048 ...]
 
 Steps: `swift build -c release --product interrogate-bench` (skipped with --no-build); then
@@ -11,8 +11,15 @@ for each requested stage, one process per side: `.build/release/interrogate-benc
 --threads T --runs R --json ...` and `<python> Benchmarks/pytorch_bench.py --stage N --threads T
 --runs R --json ...` (one process per stage, so peak RSS is the stage's own). With
 --extra-openblas-core NAME the Swift side runs a second time per stage with
-OPENBLAS_CORETYPE=NAME in its environment (OpenBLAS 0.3.21 picks its slow Prescott kernel on
-CPUs it does not know), reported in extra columns.
+OPENBLAS_CORETYPE=NAME in its environment, reported in extra columns. (The library itself
+switches OpenBLAS 0.3.21 off its generic Prescott kernel on CPUs it does not know, before the
+first product; the core in force is in the BLAS line and in each measurement's `blasCore`.)
+
+--perf profiles the Swift side of each stage (not 6) in one more run under `perf record -e
+cpu-clock`, sampling only the timed runs (interrogate-bench enables perf through two FIFOs), and
+reports the share of time in GEMM (OpenBLAS's kernels and packing plus the Swift skinny-product
+kernels) and the top symbols. Stage 2 rows carry the tower's efficiency: its GFLOP/s (FLOPs
+actually executed) over the sgemm probe's at the tower's own linear-layer shapes, same process.
 
 Stage 6 (only when asked for: --stage 6) is load time and peak memory of a whole interrogation
 in a fresh process: `interrogate-bench --full-interrogation DIR` against `pytorch_bench.py
@@ -188,12 +195,70 @@ def fmt_mb(m):
     return "" if m is None else f"{m['peakResidentMB']:.0f} MB"
 
 
+def fmt_efficiency(m):
+    """Stage 2: the tower's GFLOP/s over the sgemm probe's at its own linear-layer shapes (by wall-clock
+    time; by process CPU time in parentheses)."""
+    if m is None or m.get("efficiency") is None:
+        return ""
+    cpu = m.get("cpuEfficiency")
+    return f"{m['efficiency'] * 100:.0f}%" + ("" if cpu is None else f" (CPU {cpu * 100:.0f}%)")
+
+
 def fmt_load(load):
     return "n/a" if load is None else "/".join(f"{x:.2f}" for x in load)
 
 
 def fmt_gflops(m):
     return "" if m is None or m.get("gflops") is None else f"{m['gflops']:.1f}"
+
+
+# Symbol classes of a profile: where the Swift side's time goes.
+PERF_CLASSES = [
+    ("BLAS (OpenBLAS GEMM/GEMV kernels and packing)", lambda dso, sym: "openblas" in dso and "thread_server" not in sym
+     and "yield" not in sym),
+    ("Swift skinny-product kernels", lambda dso, sym: "skinny" in sym.lower()),
+    ("OpenBLAS thread pool (waiting)", lambda dso, sym: "openblas" in dso),
+    ("operating system (page faults, scheduling)", lambda dso, sym: "kernel" in dso),
+    ("everything else (attention, softmax, LayerNorm, activations, copies)", lambda dso, sym: True),
+]
+
+
+def perf_profile(cmd, env, work, stage, commands):
+    """Runs cmd under `perf record -e cpu-clock`, sampling only inside the benchmark's timed runs
+    (interrogate-bench enables and disables perf through two FIFOs), and classifies the samples."""
+    data = os.path.join(work, f"perf-stage{stage}.data")
+    ctl, ack = os.path.join(work, f"perf-ctl-{stage}"), os.path.join(work, f"perf-ack-{stage}")
+    for fifo in (ctl, ack):
+        if os.path.exists(fifo):
+            os.unlink(fifo)
+        os.mkfifo(fifo)
+    env = dict(env, INTERROGATE_BENCH_PERF_CTL=ctl, INTERROGATE_BENCH_PERF_ACK=ack)
+    perf_cmd = ["perf", "record", "-e", "cpu-clock", "-D", "-1", "--control", f"fifo:{ctl},{ack}", "-o", data, "--"] + cmd
+    rc, _ = run_logged(perf_cmd, env=env, log=commands)
+    commands[-1]["env"] = {"INTERROGATE_BENCH_PERF_CTL": ctl, "INTERROGATE_BENCH_PERF_ACK": ack}
+    if rc != 0:
+        return None
+    report_cmd = ["perf", "report", "-i", data, "--no-children", "--sort", "dso,symbol", "--stdio"]
+    proc = subprocess.run(report_cmd, cwd=ROOT, capture_output=True, text=True)
+    commands.append({"command": report_cmd, "returncode": proc.returncode, "env": {}})
+    rows = []
+    for line in proc.stdout.splitlines():
+        m = re.match(r"\s*([\d.]+)%\s+(\S+)\s+\[[.k]\]\s+(.*\S)", line)
+        if m:
+            # perf pads the symbol column (and may add IPC columns after two or more spaces)
+            rows.append((float(m.group(1)), m.group(2), re.split(r"\s{2,}", m.group(3))[0]))
+    if not rows:
+        return None
+    classes = {name: 0.0 for name, _ in PERF_CLASSES}
+    for share, dso, sym in rows:
+        for name, test in PERF_CLASSES:
+            if test(dso.lower(), sym):
+                classes[name] += share
+                break
+    gemm = classes[PERF_CLASSES[0][0]] + classes[PERF_CLASSES[1][0]]
+    return {"gemm_share_percent": gemm, "classes_percent": classes,
+            "top_symbols": [{"percent": a, "dso": b, "symbol": c[:120]} for a, b, c in rows[:15]],
+            "data": data, "command": perf_cmd}
 
 
 def main():
@@ -210,6 +275,9 @@ def main():
     ap.add_argument("--pytorch-arg", action="append", default=[],
                     help="extra argument for pytorch_bench.py (e.g. --pytorch-arg=--text-labels=2048)")
     ap.add_argument("--no-build", action="store_true", help="use the existing .build/release/interrogate-bench")
+    ap.add_argument("--perf", action="store_true",
+                    help="after the timed runs, run each Swift stage (not 6) once more under `perf record -e cpu-clock`, "
+                         "sampling only the timed runs, and report where the time goes (GEMM share and top symbols)")
     ap.add_argument("--checkpoints", default=DEFAULT_CHECKPOINTS, metavar="DIR",
                     help="stage 6: checkpoint folder (written with interrogate-bench --write-checkpoints DIR, "
                          "about 3.7 GB, when DIR/clip/model.safetensors is missing; default %(default)s)")
@@ -323,6 +391,16 @@ def main():
             continue
         pytorch["results"] += read_json(out)
 
+    profiles = {}
+    if args.perf:
+        for stage in [st for st in stages if st != "6"]:
+            cmd = [SWIFT_BIN, "--stage", stage] + common + ["--json", os.path.join(work, f"swift-perf-stage{stage}.json")]
+            profile = perf_profile(cmd, dict(base_env), work, stage, commands)
+            if profile is None:
+                failures.append(f"perf profile of stage {stage} failed")
+            else:
+                profiles[stage] = profile
+
     # -- pairing ------------------------------------------------------------------------------
     extra_label = f"OPENBLAS_CORETYPE={args.extra_openblas_core}" if args.extra_openblas_core else None
     extra_by_key = {(m["stage"], m["name"]): m for m in swift_runs.get("extra", {}).get("results", [])}
@@ -348,7 +426,7 @@ def main():
 
     # -- table ---------------------------------------------------------------------------------
     header = ["stage", "name", "Swift median", "PyTorch median", "ratio (Swift/PyTorch)", "Swift GFLOP/s",
-              "PyTorch GFLOP/s", "Swift peak RSS", "PyTorch peak RSS"]
+              "PyTorch GFLOP/s", "Swift efficiency", "Swift peak RSS", "PyTorch peak RSS"]
     if extra_label:
         header += [f"Swift {extra_label}", "ratio"]
     header += ["note"]
@@ -357,7 +435,8 @@ def main():
         name = r["name"] if r["pytorchName"] in (None, r["name"]) else f"{r['name']} ↔ {r['pytorchName']}"
         cells = [r["stage"], name, fmt_ms(r["swift"]), fmt_ms(r["pytorch"]),
                  fmt_ratio(r["ratio"]) + (" per item" if r["basis"] == "per item" and r["ratio"] else ""),
-                 fmt_gflops(r["swift"]), fmt_gflops(r["pytorch"]), fmt_mb(r["swift"]), fmt_mb(r["pytorch"])]
+                 fmt_gflops(r["swift"]), fmt_gflops(r["pytorch"]), fmt_efficiency(r["swift"]),
+                 fmt_mb(r["swift"]), fmt_mb(r["pytorch"])]
         if extra_label:
             cells += [fmt_ms(r["swiftExtra"]), fmt_ratio(r["ratioExtra"])]
         cells += [r["note"]]
@@ -382,6 +461,10 @@ def main():
     mcore = re.search(r"\bcore (\S+)\s*$", line)
     if mcore:
         selected_core = mcore.group(1)
+    # The core in force as each measurement recorded it (interrogate-bench's JSON `blasCore`).
+    cores_in_json = sorted({m["blasCore"] for m in swift_runs["default"]["results"] if m.get("blasCore")})
+    if cores_in_json:
+        selected_core = ", ".join(cores_in_json)
     extra_core = None
     if "extra" in swift_runs:
         mx = re.search(r"\bcore (\S+)\s*$", swift_runs["extra"]["blas"] or "")
@@ -400,6 +483,7 @@ def main():
         "checkpoints": checkpoints if "6" in stages else None,
         "mappings": [{"stage": s, "swift": a, "pytorch": b, "note": n} for s, a, b, n in MAPPINGS],
         "rows": rows,
+        "profiles": profiles,
         "raw": {"swift": swift_runs["default"]["results"], "swiftExtra": swift_runs.get("extra", {}).get("results"),
                 "pytorch": pytorch["results"]},
         "work_dir": work,
@@ -430,7 +514,7 @@ def main():
             f"- Swift BLAS: `{swift_runs['default']['blas']}`",
             f"- OpenBLAS environment: " + ", ".join(f"`{k}={v}`" if v is not None else f"`{k}` unset"
                                                      for k, v in openblas_env.items() if k.startswith("OPENBLAS")),
-            f"- OpenBLAS core selected: **{selected_core or 'unknown'}**",
+            f"- OpenBLAS core in force (automatic choice, see the BLAS line): **{selected_core or 'unknown'}**",
         ]
         if "extra" in swift_runs:
             lines.append(f"- Extra Swift run with `{extra_label}`: `{swift_runs['extra']['blas']}` "
@@ -448,6 +532,17 @@ def main():
         ]
         for cells in table:
             lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+        if profiles:
+            lines += ["", "Profile of the Swift side (`perf record -e cpu-clock`, timed runs only; "
+                      "GEMM = BLAS + skinny kernels):", "",
+                      "| stage | GEMM share | " + " | ".join(name for name, _ in PERF_CLASSES) + " |",
+                      "|---|---:|" + "---:|" * len(PERF_CLASSES)]
+            for stage, prof in profiles.items():
+                lines.append(f"| {stage} | {prof['gemm_share_percent']:.1f}% | "
+                             + " | ".join(f"{prof['classes_percent'][name]:.1f}%" for name, _ in PERF_CLASSES) + " |")
+            for stage, prof in profiles.items():
+                lines += ["", f"Stage {stage}, top symbols:", ""]
+                lines += [f"- {t['percent']:.2f}% `{t['dso']}` `{t['symbol']}`" for t in prof["top_symbols"][:10]]
         if failures:
             lines += ["", "Failures:", ""] + [f"- {f}" for f in failures]
         lines += ["", "Commands (from the repository root):", "", "```"]

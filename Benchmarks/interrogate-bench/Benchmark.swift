@@ -109,24 +109,65 @@ struct InterrogateBench {
         }
     }
 
-    /// Stage 2: CLIP image embeddings, ViT-B/32 and ViT-L/14, batch 1 and 8.
+    /// Stage 2: CLIP image embeddings, ViT-B/32 and ViT-L/14, batch 1 and 8, each
+    /// with its efficiency: its GFLOP/s (FLOPs actually executed) over the sgemm
+    /// probe's at the tower's own linear-layer shapes, measured in the same process.
     static func clipImageStage(runs: Int) throws -> [Measurement] {
         var results: [Measurement] = []
         for (name, json) in [("ViT-B/32", BenchmarkModels.vitB32), ("ViT-L/14", BenchmarkModels.vitL14)] {
             let model = try BenchmarkModels.clip(json)
             for batch in [1, 8] {
-                let pixels = BenchmarkModels.pixels(batch: batch, size: model.configuration.visionConfig.imageSize)
-                let flops = BenchmarkModels.vitFlops(model.configuration.visionConfig, images: batch)
-                results.append(try measure(stage: "2 clip image", "\(name) batch \(batch)", runs: runs, flops: flops,
-                                           items: Double(batch)) {
+                let config = model.configuration.visionConfig
+                let pixels = BenchmarkModels.pixels(batch: batch, size: config.imageSize)
+                let flops = BenchmarkModels.vitFlops(config, images: batch)
+                var tower = try measure(stage: "2 clip image", "\(name) batch \(batch)", runs: runs, flops: flops,
+                                        items: Double(batch)) {
                     _ = try model.imageEmbeddings(pixels)
-                })
+                }
+                let probe = linearProbe(BenchmarkModels.vitLinearShapes(config, images: batch), runs: runs)
+                let executed = BenchmarkModels.vitFlops(config, images: batch, pooledLastLayer: true)
+                tower.efficiency = executed / tower.medianSeconds / probe.flopsPerSecond
+                tower.cpuEfficiency = tower.cpuMedianSeconds.map { executed / $0 / (probe.flops / probe.cpuSeconds) }
+                results.append(tower)
+                results.append(probe.measurement(stage: "2 clip image", "\(name) batch \(batch) linear layers, sgemm probe"))
             }
         }
         return results
     }
 
-    /// Stage 1: `y[M, N] = x[M, K] · Wᵀ` at the shapes the models run.
+    /// The sgemm probe over a model's linear layers: each distinct shape `[M, N, K]`
+    /// timed alone (`y = x · Wᵀ`), its median multiplied by how often the model runs it.
+    struct LinearProbe {
+        var seconds = 0.0, cpuSeconds = 0.0, flops = 0.0
+        var flopsPerSecond: Double { flops / seconds }
+
+        func measurement(stage: String, _ name: String) -> Measurement {
+            Measurement(stage: stage, name: name, runs: 1, medianSeconds: seconds, minSeconds: seconds, maxSeconds: seconds,
+                        gflops: flops / seconds / 1e9, itemsPerSecond: nil, peakResidentMB: peakResidentMegabytes(),
+                        cpuMedianSeconds: cpuSeconds, threadCPUMedianSeconds: nil, threadCPUGflops: nil)
+        }
+    }
+
+    static func linearProbe(_ shapes: [(m: Int, n: Int, k: Int, count: Int)], runs: Int) -> LinearProbe {
+        var probe = LinearProbe()
+        for (m, n, k, count) in shapes {
+            let x = (0..<(m * k)).map { Float($0 % 7) * 0.01 }
+            let w = (0..<(n * k)).map { Float($0 % 5) * 0.01 }
+            var y = [Float](repeating: 0, count: m * n)
+            let one = measure(stage: "", "", runs: max(3, runs), profiled: false) {
+                sgemm(transposeB: true, m: m, n: n, k: k, a: x, lda: k, b: w, ldb: k, c: &y, ldc: n)
+            }
+            probe.seconds += one.medianSeconds * Double(count)
+            probe.cpuSeconds += (one.cpuMedianSeconds ?? 0) * Double(count)
+            probe.flops += 2 * Double(m * n * k * count)
+        }
+        return probe
+    }
+
+    /// Stage 1: `y[M, N] = x[M, K] · Wᵀ` at the shapes the models run, through
+    /// ``sgemm`` (the library's path: the BLAS, or the skinny kernel for M ≤ 8).
+    /// The skinny shapes also run through the BLAS alone (`… via BLAS`) and as
+    /// one GEMV (`… via BLAS sgemv`, M = 1), for comparison.
     static func sgemmProbe(runs: Int) -> [Measurement] {
         let shapes: [(String, Int, Int, Int)] = [
             ("ViT-L/14 qkv 257x1024x1024", 257, 1024, 1024),
@@ -136,14 +177,38 @@ struct InterrogateBench {
             ("text 77x768x768", 77, 768, 768),
             ("text batch 4096x768x768", 4096, 768, 768),
             ("decoder step 3x768x768", 3, 768, 768),
+            ("decoder step 1x768x768", 1, 768, 768),
+            ("decoder step 1x3072x768", 1, 3072, 768),
+            ("decoder step 1x768x3072", 1, 768, 3072),
+            ("skinny 1x1024x4096", 1, 1024, 4096),
+            ("skinny 1x4096x1024", 1, 4096, 1024),
+            ("beams 3x3072x768", 3, 3072, 768),
+            ("beams 8x768x768", 8, 768, 768),
+            ("beams 6x768x768", 6, 768, 768),
+            ("beams 4x768x768", 4, 768, 768),
+            ("beams 6x3072x768", 6, 3072, 768),
         ]
-        return shapes.map { name, m, n, k in
+        var results: [Measurement] = []
+        for (name, m, n, k) in shapes {
             let x = (0..<(m * k)).map { Float($0 % 7) * 0.01 }
             let w = (0..<(n * k)).map { Float($0 % 5) * 0.01 }
             var y = [Float](repeating: 0, count: m * n)
-            return measure(stage: "1 sgemm", name, runs: runs, flops: 2 * Double(m * n * k)) {
+            let flops = 2 * Double(m * n * k)
+            // Short products repeat so that one timed run lasts ~50 ms.
+            let repeats = max(1, Int(2.5e9 / flops / 20))
+            results.append(measure(stage: "1 sgemm", name, runs: runs, repeats: repeats, flops: flops) {
                 sgemm(transposeB: true, m: m, n: n, k: k, a: x, lda: k, b: w, ldb: k, c: &y, ldc: n)
+            })
+            guard m <= skinnyMaxRows else { continue }
+            results.append(measure(stage: "1 sgemm", "\(name) via BLAS", runs: runs, repeats: repeats, flops: flops) {
+                sgemmBLAS(transposeB: true, m: m, n: n, k: k, a: x, lda: k, b: w, ldb: k, c: &y, ldc: n)
+            })
+            if m == 1 {
+                results.append(measure(stage: "1 sgemm", "\(name) via BLAS sgemv", runs: runs, repeats: repeats, flops: flops) {
+                    sgemvBLAS(rows: n, cols: k, a: w, lda: k, x: x, y: &y)
+                })
             }
         }
+        return results
     }
 }

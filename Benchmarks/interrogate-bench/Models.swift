@@ -31,12 +31,27 @@ enum BenchmarkModels {
         }
     }
 
-    /// Multiply-adds ×2 of a ViT forward pass over `tokens` tokens per image.
-    static func vitFlops(_ config: CLIPVisionConfig, images: Int) -> Double {
+    /// Multiply-adds ×2 of a ViT forward pass over `tokens` tokens per image (what
+    /// PyTorch computes). With `pooledLastLayer`, what the Swift tower executes:
+    /// its last layer computes keys and values for every token but the rest only
+    /// for the class token that is pooled.
+    static func vitFlops(_ config: CLIPVisionConfig, images: Int, pooledLastLayer: Bool = false) -> Double {
         let (c, t, i, l) = (Double(config.encoder.hiddenSize), Double(config.tokenCount),
                             Double(config.encoder.intermediateSize), Double(config.encoder.numHiddenLayers))
         let perLayer = 2 * t * c * (4 * c + 2 * i) + 2 * 2 * t * t * c
+        let last = pooledLastLayer ? 2 * t * c * 2 * c + 2 * c * (2 * c + 2 * i) + 2 * 2 * t * c : perLayer
         let patch = 2 * (t - 1) * c * Double(3 * config.patchSize * config.patchSize)
-        return Double(images) * (l * perLayer + patch)
+        return Double(images) * ((l - 1) * perLayer + last + patch)
+    }
+
+    /// The linear layers of a ViT forward pass over `images` images, as
+    /// `y[M, N] = x[M, K] · Wᵀ` shapes with how often each runs (all layers at
+    /// full length: the probe's reference rate).
+    static func vitLinearShapes(_ config: CLIPVisionConfig, images: Int) -> [(m: Int, n: Int, k: Int, count: Int)] {
+        let (c, t, i, l) = (config.encoder.hiddenSize, config.tokenCount, config.encoder.intermediateSize,
+                            config.encoder.numHiddenLayers)
+        let rows = images * t
+        return [(rows, c, c, 4 * l), (rows, i, c, l), (rows, c, i, l),
+                (images * (t - 1), c, 3 * config.patchSize * config.patchSize, 1)]
     }
 }

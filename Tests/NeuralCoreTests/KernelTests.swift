@@ -32,6 +32,81 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    func testSkinnyGEMMMatchesNaiveTwin() {
+        var seed: UInt64 = 7
+        for m in 1...skinnyMaxRows {
+            for n in [1, 5, 11, 12, 13, 25, 100] {
+                for k in [1, 3, 4, 7, 64, 65, 203] {
+                    for (alpha, beta) in [(Float(1), Float(0)), (0.5, 0.25)] {
+                        seed += 1
+                        // Strided operands: rows wider than the product reads.
+                        let (ldx, ldw, ldy) = (k + 3, k + 1, n + 2)
+                        let x = [Float].random(m * ldx, seed: seed), w = [Float].random(n * ldw, seed: seed + 1)
+                        var y = [Float].random(m * ldy, seed: seed + 2)
+                        if beta == 0 { for i in y.indices { y[i] = .nan } }
+                        var expected = y
+                        skinnyGEMM(&y, ldy: ldy, x, ldx: ldx, weight: w, ldw: ldw, m: m, n: n, k: k, alpha: alpha, beta: beta)
+                        skinnyGEMMNaive(&expected, ldy: ldy, x, ldx: ldx, weight: w, ldw: ldw, m: m, n: n, k: k,
+                                        alpha: alpha, beta: beta)
+                        for r in 0..<m { for c in n..<ldy { y[r * ldy + c] = 0; expected[r * ldy + c] = 0 } }
+                        assertNMSE(y, expected, "skinnyGEMM m=\(m) n=\(n) k=\(k) alpha=\(alpha) beta=\(beta)")
+
+                        var z = [Float].random(m * ldy, seed: seed + 3)
+                        if beta == 0 { for i in z.indices { z[i] = .nan } }
+                        var expectedZ = z
+                        let b = [Float].random(k * ldy, seed: seed + 4) // [K, N], row stride ldy
+                        skinnyGEMMNN(&z, ldy: ldy, x, ldx: ldx, b: b, ldb: ldy, m: m, n: n, k: k, alpha: alpha, beta: beta)
+                        skinnyGEMMNNNaive(&expectedZ, ldy: ldy, x, ldx: ldx, b: b, ldb: ldy, m: m, n: n, k: k,
+                                          alpha: alpha, beta: beta)
+                        for r in 0..<m { for c in n..<ldy { z[r * ldy + c] = 0; expectedZ[r * ldy + c] = 0 } }
+                        assertNMSE(z, expectedZ, "skinnyGEMMNN m=\(m) n=\(n) k=\(k) alpha=\(alpha) beta=\(beta)")
+                    }
+                }
+            }
+        }
+    }
+
+    /// A row's result does not depend on the other rows of the product (so a batch
+    /// of up to eight rows equals its rows one at a time, bit for bit).
+    func testSkinnyGEMMRowsEqualThemOneAtATime() {
+        for (n, k) in [(25, 203), (100, 64), (777, 512)] {
+            let w = [Float].random(n * k, seed: UInt64(n)), b = [Float].random(k * n, seed: UInt64(k))
+            for m in 2...skinnyMaxRows {
+                let x = [Float].random(m * k, seed: UInt64(m))
+                var together = [Float](repeating: .nan, count: m * n), togetherNN = together
+                sgemm(transposeB: true, m: m, n: n, k: k, a: x, lda: k, b: w, ldb: k, c: &together, ldc: n)
+                sgemm(m: m, n: n, k: k, a: x, lda: k, b: b, ldb: n, c: &togetherNN, ldc: n)
+                for r in 0..<m {
+                    let row = Array(x[(r * k)..<((r + 1) * k)])
+                    var alone = [Float](repeating: .nan, count: n), aloneNN = alone
+                    sgemm(transposeB: true, m: 1, n: n, k: k, a: row, lda: k, b: w, ldb: k, c: &alone, ldc: n)
+                    sgemm(m: 1, n: n, k: k, a: row, lda: k, b: b, ldb: n, c: &aloneNN, ldc: n)
+                    XCTAssertEqual(Array(together[(r * n)..<((r + 1) * n)]), alone, "x·Wᵀ row \(r) of \(m), n=\(n) k=\(k)")
+                    XCTAssertEqual(Array(togetherNN[(r * n)..<((r + 1) * n)]), aloneNN, "x·B row \(r) of \(m), n=\(n) k=\(k)")
+                }
+            }
+        }
+    }
+
+    func testSkinnyGEMMSplitsColumnsBetweenThreadsExactly() {
+        let original = Threading.threadCount
+        defer { Threading.setThreadCount(original) }
+        let (m, n, k) = (3, 777, 512) // n·k above the threshold for threads
+        let x = [Float].random(m * k, seed: 1), w = [Float].random(n * k, seed: 2)
+        var results: [[Float]] = []
+        for threads in [1, 2, 3] {
+            Threading.setThreadCount(threads)
+            var y = [Float](repeating: .nan, count: m * n)
+            sgemm(transposeB: true, m: m, n: n, k: k, a: x, lda: k, b: w, ldb: k, c: &y, ldc: n)
+            results.append(y)
+        }
+        var expected = [Float](repeating: 0, count: m * n)
+        skinnyGEMMNaive(&expected, ldy: n, x, ldx: k, weight: w, ldw: k, m: m, n: n, k: k)
+        assertNMSE(results[0], expected, "skinny through sgemm")
+        XCTAssertEqual(results[0], results[1], "the same sums whatever the thread count")
+        XCTAssertEqual(results[0], results[2], "the same sums whatever the thread count")
+    }
+
     func testLinearMatchesNaiveTwin() {
         for rows in Self.sizes {
             for (inF, outF) in [(3, 17), (17, 3), (77, 77), (64, 257)] where rows * inF * outF <= 8_000_000 {
@@ -107,6 +182,94 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    func testFusedBiasActivationAndLayerNormMatchNaiveTwins() {
+        for rows in [1, 3, 17] {
+            for cols in [1, 7, 8, 9, 77, 1025] {
+                let x = [Float].random(rows * cols, in: -6...6, seed: UInt64(rows * 100 + cols))
+                let bias = [Float].random(cols, seed: UInt64(cols + 7))
+                for activation in [Activation.gelu, .geluTanh, .quickGELU] {
+                    for withBias in [true, false] {
+                        var y = x, expected = x
+                        bias.withUnsafeBufferPointer { b in
+                            addBiasAndActivate(&y, bias: withBias ? b.baseAddress : nil, rows: rows, cols: cols, activation)
+                            addBiasAndActivateNaive(&expected, bias: withBias ? b.baseAddress : nil, rows: rows, cols: cols, activation)
+                        }
+                        assertNMSE(y, expected, "bias+\(activation) \(rows)×\(cols) bias=\(withBias)")
+                    }
+                }
+                let w = [Float].random(cols, seed: 3), b = [Float].random(cols, seed: 4)
+                for withAddend in [true, false] {
+                    // Strided rows: the stream and the output wider than the normalised width.
+                    let (ldx, ldy) = (cols + 3, cols + 1)
+                    var stream = [Float].random(rows * ldx, in: -5...5, seed: UInt64(cols)), y = [Float](repeating: .nan, count: rows * ldy)
+                    var packed = (0..<rows).flatMap { stream[($0 * ldx)..<($0 * ldx + cols)] }
+                    var expected = [Float](repeating: .nan, count: rows * cols)
+                    bias.withUnsafeBufferPointer { addend in
+                        layerNormAddingBias(&y, ldy: ldy, &stream, ldx: ldx, addend: withAddend ? addend.baseAddress : nil,
+                                            weight: w, bias: b, rows: rows, cols: cols, eps: 1e-5)
+                        layerNormAddingBiasNaive(&expected, &packed, addend: withAddend ? addend.baseAddress : nil,
+                                                 weight: w, bias: b, rows: rows, cols: cols, eps: 1e-5)
+                    }
+                    let normalised = (0..<rows).flatMap { y[($0 * ldy)..<($0 * ldy + cols)] }
+                    let updated = (0..<rows).flatMap { stream[($0 * ldx)..<($0 * ldx + cols)] }
+                    if cols == 1 { assertClose(normalised, expected, tolerance: 1e-6, "LN+bias \(rows)×1") } else {
+                        assertNMSE(normalised, expected, "LN+bias \(rows)×\(cols) addend=\(withAddend)")
+                    }
+                    assertNMSE(updated, packed, "LN+bias stream \(rows)×\(cols) addend=\(withAddend)")
+                }
+            }
+        }
+    }
+
+    /// The eight-lane functions give each lane exactly the scalar function's value.
+    func testVectorFunctionsEqualScalarOnes() {
+        let x = [Float].random(8 * 4096, in: -100...100, seed: 5) + [-87.4, -87.33, 0, -0.0, 88.37, 88.5, 1e-30, -1e-30]
+        for start in stride(from: 0, to: x.count, by: 8) {
+            let v = x.withUnsafeBufferPointer { loadVector($0.baseAddress! + start) }
+            let (e, erf, tanh) = (fastExp(v), fastErf(v), fastTanh(v))
+            for lane in 0..<8 {
+                XCTAssertEqual(e[lane].bitPattern, fastExp(v[lane]).bitPattern, "exp(\(v[lane]))")
+                XCTAssertEqual(erf[lane].bitPattern, fastErf(v[lane]).bitPattern, "erf(\(v[lane]))")
+                XCTAssertEqual(tanh[lane].bitPattern, fastTanh(v[lane]).bitPattern, "tanh(\(v[lane]))")
+            }
+        }
+    }
+
+    /// Large products split between threads (along columns or rows, any transposes)
+    /// equal the naive twin.
+    func testSplitGEMMMatchesNaiveTwin() {
+        let original = Threading.threadCount
+        defer { Threading.setThreadCount(original) }
+        for (m, n, k) in [(300, 33, 257), (33, 300, 257), (129, 130, 300)] {
+            for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
+                let a = [Float].random(m * k, seed: UInt64(m)), b = [Float].random(k * n, seed: UInt64(n))
+                let lda = ta ? m : k, ldb = tb ? k : n
+                var expected = [Float].random(m * n, seed: 9)
+                let start = expected
+                sgemmNaive(transposeA: ta, transposeB: tb, m: m, n: n, k: k, alpha: 0.5, a: a, lda: lda,
+                           b: b, ldb: ldb, beta: 0.25, c: &expected, ldc: n)
+                for threads in [1, 2, 3] {
+                    Threading.setThreadCount(threads)
+                    var c = start
+                    sgemm(transposeA: ta, transposeB: tb, m: m, n: n, k: k, alpha: 0.5, a: a, lda: lda,
+                          b: b, ldb: ldb, beta: 0.25, c: &c, ldc: n)
+                    assertNMSE(c, expected, "split sgemm \(m)×\(n)×\(k) tA=\(ta) tB=\(tb), \(threads) threads")
+                }
+            }
+        }
+        // One row against large weights: the GEMV split by rows.
+        let (n, k) = (1000, 300)
+        let x = [Float].random(k, seed: 1), w = [Float].random(n * k, seed: 2)
+        var expected = [Float](repeating: 0, count: n)
+        sgemmNaive(transposeB: true, m: 1, n: n, k: k, a: x, lda: k, b: w, ldb: k, c: &expected, ldc: n)
+        for threads in [1, 2, 3] {
+            Threading.setThreadCount(threads)
+            var y = [Float](repeating: .nan, count: n)
+            sgemm(transposeB: true, m: 1, n: n, k: k, a: x, lda: k, b: w, ldb: k, c: &y, ldc: n)
+            assertNMSE(y, expected, "GEMV \(threads) threads")
+        }
+    }
+
     func testFastExpAcrossRange() {
         var worst: Double = 0
         var x: Float = -87
@@ -152,8 +315,18 @@ final class KernelTests: XCTestCase {
     /// Attention over a token tree continuing a prefix, by the kernel and by its
     /// naive twin (which writes each node's path out as a sequence); also each
     /// node against the general kernel on its whole `prefix + path` sequence,
-    /// and a subset of query nodes.
+    /// and a subset of query nodes; heads one after another (one thread) and in
+    /// parallel.
     func testTreeCausalAttentionMatchesNaiveTwin() {
+        let original = Threading.threadCount
+        defer { Threading.setThreadCount(original) }
+        for threads in [1, 2] {
+            Threading.setThreadCount(threads)
+            checkTreeCausalAttention()
+        }
+    }
+
+    func checkTreeCausalAttention() {
         // parents: a chain, a fan-out, and a tree with shared and diverging paths.
         let trees: [[Int]] = [[-1], [-1, 0, 1, 2], [-1, -1, -1, 0, 0, 1], [-1, 0, 0, 1, 1, 3, 2, 6, 6, -1, 9]]
         for (t, parents) in trees.enumerated() {
@@ -233,6 +406,15 @@ final class KernelTests: XCTestCase {
     }
 
     func testAttentionMatchesNaiveTwin() {
+        let original = Threading.threadCount
+        defer { Threading.setThreadCount(original) }
+        for threads in [1, 2] { // heads one after another, and in parallel
+            Threading.setThreadCount(threads)
+            checkAttention()
+        }
+    }
+
+    func checkAttention() {
         let cases: [(tq: Int, tk: Int, heads: Int, dim: Int)] = [
             (1, 1, 1, 1), (3, 17, 2, 8), (17, 17, 4, 16), (77, 77, 3, 17), (1, 257, 2, 32), (257, 257, 2, 8), (17, 577, 1, 64),
         ]

@@ -309,7 +309,9 @@ final class BLIPTests: XCTestCase {
         let cached = try decoder.nextTokenLogits([[2003], [2003], [1999]], state: &state).floats()
         var fresh = decoder.makeState(context: context, inputOfRow: [3, 1, 1], capacity: 3)
         let full = try decoder.nextTokenLogits([prompts[3] + [2003], prompts[1] + [2003], prompts[1] + [1999]], state: &fresh).floats()
-        assertClose(cached, full, tolerance: 1e-5, "selected cache rows vs recomputation")
+        // The same sums in another order: one new token per row runs in the skinny-product kernel, the full
+        // sequences in the BLAS; logits of magnitude ~7 agree to a few 1e-6 relative.
+        assertClose(cached, full, tolerance: 2e-5, "selected cache rows vs recomputation")
     }
 
     /// Caption decoding as `batch_decode(skip_special_tokens=True)[0].strip()`:

@@ -1,6 +1,6 @@
 import Foundation
 import NeuralCore
-import NeuralModels
+@testable import NeuralModels
 import TestSupport
 import XCTest
 
@@ -48,6 +48,22 @@ final class LayerParityTests: XCTestCase {
             assertClose(layer(x, causal: false).floats(), try tensor("\(prefix).output").floats(), tolerance: 1e-4, prefix)
             if prefix == "clip_layer" {
                 assertClose(layer(x, causal: true).floats(), try tensor("\(prefix).output_causal").floats(), tolerance: 1e-4, "\(prefix) causal")
+            }
+        }
+        // The block computed for one row per sequence only (a tower's last layer) gives those rows of the full output.
+        let layer = try CLIPEncoderLayer(root.scoped("clip_layer"), try metadataConfig(CLIPEncoderConfig.self, "clip_layer"))
+        let x = try tensor("clip_layer.input")
+        let (batch, tokens, width) = (x.shape[0], x.shape[1], x.shape[2])
+        for causal in [false, true] {
+            let full = layer(x, causal: causal).floats()
+            for row in [0, 5, tokens - 1] {
+                var expected: [Float] = []
+                for b in 0..<batch {
+                    let start = (b * tokens + row) * width
+                    expected += full[start..<(start + width)]
+                }
+                assertClose(layer.forward(pooling: row, of: x, causal: causal).floats(), expected, tolerance: 1e-5,
+                            "clip_layer pooled row \(row) causal=\(causal)")
             }
         }
         // LayerNorm on its own, as the layer's first step.

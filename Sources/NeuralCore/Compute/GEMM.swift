@@ -1,16 +1,19 @@
-#if canImport(Accelerate)
-import Accelerate
-#elseif canImport(CBLAS)
-import CBLAS
-#endif
-
 /// Row-major single-precision matrix multiply through the platform's BLAS
-/// (OpenBLAS on Linux, Accelerate on Apple platforms):
+/// (``BLAS``: OpenBLAS on Linux, Accelerate on Apple platforms):
 /// `C[M, N] = alpha · op(A) · op(B) + beta · C`, where `op(A)` is `[M, K]`
 /// (stored `[K, M]` when `transposeA`) and `op(B)` is `[K, N]` (stored `[N, K]`
 /// when `transposeB`). Leading dimensions are the row strides in elements, so
 /// sub-matrices such as one attention head inside `[T, H·D]` need no copy.
-@inlinable
+///
+/// Products of at most ``skinnyMaxRows`` rows with an untransposed `A` (decoder
+/// steps, beams, pooled rows) run in ``skinnyGEMM(_:ldy:_:ldx:weight:ldw:m:n:k:alpha:beta:)``
+/// or ``skinnyGEMMNN(_:ldy:_:ldx:b:ldb:m:n:k:alpha:beta:)``, whose sums for a row
+/// are the same whatever the number of rows (so a batch of up to 8 rows equals
+/// its rows one at a time, bit for bit); the rest in the BLAS
+/// (``sgemmBLAS(transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)``),
+/// split between ``Threading``'s threads when large: along the longer side of
+/// `C`, each part one single-threaded BLAS call (inside a ``Threading/parallelFor(_:_:)``
+/// body the product runs whole on the calling thread).
 public func sgemm(
     transposeA: Bool = false, transposeB: Bool = false,
     m: Int, n: Int, k: Int,
@@ -21,16 +24,76 @@ public func sgemm(
     c: UnsafeMutablePointer<Float>, ldc: Int
 ) {
     guard m > 0, n > 0 else { return }
-    #if canImport(Accelerate) || canImport(CBLAS)
-    cblas_sgemm(
-        CblasRowMajor,
-        transposeA ? CblasTrans : CblasNoTrans,
-        transposeB ? CblasTrans : CblasNoTrans,
-        Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
-    #else
-    sgemmNaive(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha,
+    if m <= skinnyMaxRows && !transposeA {
+        if transposeB {
+            skinnyGEMM(c, ldy: ldc, a, ldx: lda, weight: b, ldw: ldb, m: m, n: n, k: k, alpha: alpha, beta: beta)
+        } else {
+            skinnyGEMMNN(c, ldy: ldc, a, ldx: lda, b: b, ldb: ldb, m: m, n: n, k: k, alpha: alpha, beta: beta)
+        }
+        return
+    }
+    let threads = Threading.threadCount
+    guard threads > 1, BLAS.runsSingleThreaded, !Threading.isInParallelLoop,
+          2 * Double(m) * Double(n) * Double(k) >= parallelGEMMFlops else {
+        BLAS.sgemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha,
+                   a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+        return
+    }
+    // One part per thread, along the longer side of C, in multiples of 16; each part
+    // above OpenBLAS's small-matrix bound (M·N·K ≤ 10⁶), so a part runs the same
+    // blocked kernel, with the same sums per element, as the whole product would.
+    let alongColumns = n >= m
+    let length = alongColumns ? n : m
+    let parts = min(threads, length / 16, Int(Double(m) * Double(n) * Double(k) / 1.1e6))
+    guard parts > 1 else {
+        BLAS.sgemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha,
+                   a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+        return
+    }
+    let chunk = (length + parts - 1) / parts
+    let step = (chunk + 15) / 16 * 16
+    Threading.parallelFor((length + step - 1) / step) { part in
+        let start = part * step, count = min(step, length - start)
+        if alongColumns {
+            BLAS.sgemm(transposeA: transposeA, transposeB: transposeB, m: m, n: count, k: k, alpha: alpha,
+                       a: a, lda: lda, b: transposeB ? b + start * ldb : b + start, ldb: ldb,
+                       beta: beta, c: c + start, ldc: ldc)
+        } else {
+            BLAS.sgemm(transposeA: transposeA, transposeB: transposeB, m: count, n: n, k: k, alpha: alpha,
+                       a: transposeA ? a + start : a + start * lda, lda: lda, b: b, ldb: ldb,
+                       beta: beta, c: c + start * ldc, ldc: ldc)
+        }
+    }
+}
+
+/// Products of at least this many FLOPs are split between ``Threading``'s threads
+/// (smaller ones cost less than waking a thread).
+let parallelGEMMFlops = 4_000_000.0
+
+/// ``sgemm(transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)`` always
+/// through the BLAS, whatever the shape (for benchmarks and tests that compare
+/// the two).
+public func sgemmBLAS(
+    transposeA: Bool = false, transposeB: Bool = false,
+    m: Int, n: Int, k: Int,
+    alpha: Float = 1,
+    a: UnsafePointer<Float>, lda: Int,
+    b: UnsafePointer<Float>, ldb: Int,
+    beta: Float = 0,
+    c: UnsafeMutablePointer<Float>, ldc: Int
+) {
+    guard m > 0, n > 0 else { return }
+    BLAS.sgemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha,
                a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
-    #endif
+}
+
+/// `y[rows] = alpha · A · x + beta · y` for a row-major `A` `[rows, cols]` (row
+/// stride `lda`) through the BLAS's GEMV (for benchmarks that compare it with
+/// ``skinnyGEMM(_:ldy:_:ldx:weight:ldw:m:n:k:alpha:beta:)`` at one row).
+public func sgemvBLAS(rows: Int, cols: Int, alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
+                      x: UnsafePointer<Float>, beta: Float = 0, y: UnsafeMutablePointer<Float>) {
+    guard rows > 0 else { return }
+    BLAS.sgemv(rows: rows, cols: cols, alpha: alpha, a: a, lda: lda, x: x, beta: beta, y: y)
 }
 
 /// Naive twin of ``sgemm(transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)``:

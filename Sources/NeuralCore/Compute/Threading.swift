@@ -1,14 +1,18 @@
 import Dispatch
 import Foundation
 import Synchronization
-#if canImport(Accelerate)
-import Accelerate
-#elseif canImport(CBLAS)
-import CBLAS
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
 
-/// The one setting for how many threads the library computes with: OpenBLAS's
-/// GEMM threads and the Swift kernels' parallel loops alike.
+/// The one setting for how many threads the library computes with, and its one
+/// thread pool. Large matrix products are split between these threads (each part
+/// a single-threaded BLAS call, see ``sgemm(transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)``),
+/// as are the Swift kernels' loops (attention heads, LayerNorm and activation
+/// rows); the BLAS runs no threads of its own that could compete with them. A loop
+/// started inside another's body runs inline on its thread.
 public enum Threading {
     private static let configured = Atomic<Int>(0)
 
@@ -18,62 +22,55 @@ public enum Threading {
         return value > 0 ? value : ProcessInfo.processInfo.activeProcessorCount
     }
 
-    /// Sets the number of threads for BLAS and the Swift kernels (clamped to ≥ 1).
+    /// Sets the number of threads for products and the Swift kernels (clamped to ≥ 1).
     public static func setThreadCount(_ count: Int) {
         let value = max(1, count)
         configured.store(value, ordering: .relaxed)
-        #if canImport(CBLAS) && !canImport(Accelerate)
-        openblas_set_num_threads(Int32(value))
-        #endif
+        BLAS.setThreadCount(value)
     }
 
-    /// The BLAS library in use and, for OpenBLAS, the CPU kernel it selected
-    /// (e.g. "OpenBLAS 0.3.21 … core Prescott"), for benchmark reports.
-    public static var blasDescription: String {
-        #if canImport(Accelerate)
-        return "Accelerate"
-        #elseif canImport(CBLAS)
-        let config = String(cString: openblas_get_config())
-        let core = String(cString: openblas_get_corename())
-        return "\(config) core \(core)"
-        #else
-        return "naive"
-        #endif
+    /// Whether the calling thread is running the body of a ``parallelFor(_:_:)``
+    /// (where further loops, and products, run inline).
+    public static var isInParallelLoop: Bool { pthread_getspecific(loopDepthKey) != nil }
+
+    /// Marks the calling thread as inside (or, with `false`, outside) a loop body;
+    /// nests.
+    private static func markInLoop(_ inside: Bool) {
+        let depth = Int(bitPattern: pthread_getspecific(loopDepthKey)) + (inside ? 1 : -1)
+        pthread_setspecific(loopDepthKey, UnsafeRawPointer(bitPattern: depth))
     }
 
-    /// A warning when OpenBLAS fell back to a generic kernel on a CPU it did not
-    /// recognise (OpenBLAS 0.3.21 picks "Prescott", SSE3 only, on CPUs newer than
-    /// it, making GEMMs several times slower), with the setting that fixes it;
-    /// nil when there is nothing to say, or when `OPENBLAS_CORETYPE` is already set.
-    public static var blasAdvice: String? {
-        #if canImport(CBLAS) && !canImport(Accelerate) && os(Linux)
-        guard ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] == nil,
-              String(cString: openblas_get_corename()).lowercased() == "prescott",
-              let cpu = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
-              let flags = cpu.split(separator: "\n").first(where: { $0.hasPrefix("flags") })?.split(separator: " ")
-        else { return nil }
-        let core = flags.contains("avx512f") ? "SkylakeX" : flags.contains("avx2") ? "Haswell" : nil
-        return core.map {
-            "OpenBLAS is using its generic Prescott kernel on this CPU; setting OPENBLAS_CORETYPE=\($0) " +
-                "makes matrix products several times faster"
-        }
-        #else
-        return nil
-        #endif
-    }
+    private static let loopDepthKey: pthread_key_t = {
+        var key = pthread_key_t()
+        let status = pthread_key_create(&key, nil)
+        precondition(status == 0, "pthread_key_create failed (\(status)): the process is out of thread-local keys")
+        return key
+    }()
+
+    /// ``BLAS/description``: the BLAS library, how its CPU kernel was chosen and
+    /// the kernel in force (ends with "core <name>"), for reports.
+    public static var blasDescription: String { BLAS.description }
+
+    /// ``BLAS/advice``: a hint when OpenBLAS runs a generic kernel this process
+    /// did not replace; nil when there is nothing to say (in particular after
+    /// the automatic switch, or when `OPENBLAS_CORETYPE` is set).
+    public static var blasAdvice: String? { BLAS.advice }
 
     /// Runs `body(i)` for every `i` in `0..<count`, spread over at most
     /// ``threadCount`` threads in contiguous blocks. Runs inline when there is a
-    /// single thread or a single item.
+    /// single thread or a single item, or when called from inside another loop's
+    /// body (``isInParallelLoop``).
     public static func parallelFor(_ count: Int, _ body: (Int) -> Void) {
         let threads = min(threadCount, count)
-        if threads <= 1 {
+        if threads <= 1 || isInParallelLoop {
             for i in 0..<count { body(i) }
             return
         }
         withoutActuallyEscaping(body) { body in
             let box = UncheckedSendable(body)
             DispatchQueue.concurrentPerform(iterations: threads) { part in
+                markInLoop(true)
+                defer { markInLoop(false) }
                 let start = count * part / threads
                 let end = count * (part + 1) / threads
                 for i in start..<end { box.value(i) }

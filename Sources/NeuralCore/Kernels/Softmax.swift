@@ -31,7 +31,8 @@ public struct SoftmaxMask: Sendable, Equatable {
     }
 }
 
-/// Row softmax in place with an optional causal/padding mask.
+/// Row softmax in place with an optional causal/padding mask, eight lanes at a
+/// time.
 ///
 /// - Parameters:
 ///   - x: `[rows, cols]`, row stride `ld` (default `cols`).
@@ -44,17 +45,62 @@ public func softmaxRows(_ x: UnsafeMutablePointer<Float>, rows: Int, cols: Int, 
     for r in 0..<rows {
         let row = x + r * ld
         let visible = mask.visibleColumns(row: r, cols: cols)
-        var maximum = -Float.infinity
-        for c in 0..<visible { maximum = Swift.max(maximum, row[c]) }
-        var sum: Float = 0
-        for c in 0..<visible {
-            let e = fastExp(row[c] - maximum)
-            row[c] = e
-            sum += e
-        }
-        let inverse = 1 / sum
-        for c in 0..<visible { row[c] *= inverse }
-        for c in visible..<max(visible, cols) { row[c] = 0 }
+        let sum = exponentiateShifted(row, count: visible, maximum: rowMaximum(row, count: visible))
+        scaleRow(row, count: visible, by: 1 / sum)
+        if visible < cols { (row + visible).update(repeating: 0, count: cols - visible) }
+    }
+}
+
+/// The largest of `count` values (−∞ for none).
+@inline(__always)
+func rowMaximum(_ row: UnsafePointer<Float>, count: Int) -> Float {
+    var maximum = SIMD8<Float>(repeating: -.infinity)
+    var c = 0
+    while c &+ 8 <= count {
+        let v = loadVector(row + c)
+        maximum = maximum.replacing(with: v, where: v .> maximum)
+        c &+= 8
+    }
+    var result = maximum.max()
+    while c < count {
+        result = Swift.max(result, row[c])
+        c &+= 1
+    }
+    return result
+}
+
+/// `row[c] = e^(row[c] − maximum)` for `count` values; returns their sum.
+@inline(__always)
+func exponentiateShifted(_ row: UnsafeMutablePointer<Float>, count: Int, maximum: Float) -> Float {
+    var sum = SIMD8<Float>()
+    var c = 0
+    while c &+ 8 <= count {
+        let e = fastExp(loadVector(row + c) - maximum)
+        storeVector(e, row + c)
+        sum += e
+        c &+= 8
+    }
+    var result = sum.sum()
+    while c < count {
+        let e = fastExp(row[c] - maximum)
+        row[c] = e
+        result += e
+        c &+= 1
+    }
+    return result
+}
+
+/// `row[c] *= factor` for `count` values.
+@inline(__always)
+func scaleRow(_ row: UnsafeMutablePointer<Float>, count: Int, by factor: Float) {
+    var c = 0
+    while c &+ 8 <= count {
+        storeVector(loadVector(row + c) * factor, row + c)
+        c &+= 8
+    }
+    while c < count {
+        row[c] *= factor
+        c &+= 1
     }
 }
 

@@ -9,7 +9,8 @@
 /// each node's result equals encoding that sequence alone.
 ///
 /// The prefix part is one GEMM per head over all query rows; the path part is a
-/// short loop per query (a path is as long as a label's tokens).
+/// short loop per query (a path is as long as a label's tokens). Heads run in
+/// parallel on ``Threading``'s threads, each with scratch of its own.
 ///
 /// - Parameters:
 ///   - out: `[Q, H·D]`, row stride `ldo`.
@@ -22,34 +23,59 @@
 ///   - ldk: the row stride of `kNodes`.
 ///   - vNodes: `[N, H·D]`, row stride `ldv`: every node's value.
 ///   - ldv: the row stride of `vNodes`.
-///   - kPrefix: `[P, H·D]` (contiguous): the prefix's keys.
-///   - vPrefix: `[P, H·D]` (contiguous): the prefix's values.
+///   - kPrefix: `[P, H·D]`, row stride `ldPrefix`: the prefix's keys.
+///   - vPrefix: `[P, H·D]`, row stride `ldPrefix`: the prefix's values.
 ///   - prefixLength: `P`.
+///   - ldPrefix: the row stride of `kPrefix` and `vPrefix` (default `H·D`).
 ///   - parents: `[N]`: each node's parent, −1 right after the prefix.
 ///   - depths: `[N]`: each node's distance from the prefix.
 ///   - maxDepth: the largest of `depths`.
 ///   - heads: `H`.
 ///   - headDim: `D`.
 ///   - scale: usually `1/√D`.
-///   - scratch: `Q·(P + maxDepth + 1)` floats.
+///   - scratch: `Q·(P + maxDepth + 1)` floats, used when the heads run one after
+///     another on the calling thread.
 public func treeCausalAttention(
     _ out: UnsafeMutablePointer<Float>, ldo: Int,
     q: UnsafePointer<Float>, ldq: Int, queryNodes: UnsafePointer<Int32>?, queryCount: Int,
     kNodes: UnsafePointer<Float>, ldk: Int, vNodes: UnsafePointer<Float>, ldv: Int,
-    kPrefix: UnsafePointer<Float>, vPrefix: UnsafePointer<Float>, prefixLength: Int,
+    kPrefix: UnsafePointer<Float>, vPrefix: UnsafePointer<Float>, prefixLength: Int, ldPrefix: Int? = nil,
     parents: UnsafePointer<Int32>, depths: UnsafePointer<Int32>, maxDepth: Int,
     heads: Int, headDim: Int, scale: Float,
     scratch: UnsafeMutablePointer<Float>
 ) {
-    let width = heads * headDim
-    let pathLength = maxDepth + 1
-    let prefixScores = scratch // [Q, P]
-    let pathScores = scratch + queryCount * prefixLength // [Q, maxDepth + 1], indexed by depth
-    for h in 0..<heads {
-        let column = h * headDim
+    let head = TreeAttentionHead(
+        out: out, ldo: ldo, q: q, ldq: ldq, queryNodes: queryNodes, queryCount: queryCount,
+        kNodes: kNodes, ldk: ldk, vNodes: vNodes, ldv: ldv, kPrefix: kPrefix, vPrefix: vPrefix,
+        prefixLength: prefixLength, ldPrefix: ldPrefix ?? heads * headDim, parents: parents, depths: depths,
+        maxDepth: maxDepth, headDim: headDim, scale: scale)
+    if Threading.threadCount == 1 || Threading.isInParallelLoop || heads == 1 {
+        for h in 0..<heads { head.run(column: h * headDim, scratch: scratch) }
+        return
+    }
+    Threading.parallelFor(heads) { h in
+        Workspace.withScratch(queryCount * (prefixLength + maxDepth + 1)) { head.run(column: h * headDim, scratch: $0) }
+    }
+}
+
+/// The operands of ``treeCausalAttention(_:ldo:q:ldq:queryNodes:queryCount:kNodes:ldk:vNodes:ldv:kPrefix:vPrefix:prefixLength:ldPrefix:parents:depths:maxDepth:heads:headDim:scale:scratch:)``
+/// and its work for one head.
+private struct TreeAttentionHead {
+    let out: UnsafeMutablePointer<Float>, ldo: Int
+    let q: UnsafePointer<Float>, ldq: Int, queryNodes: UnsafePointer<Int32>?, queryCount: Int
+    let kNodes: UnsafePointer<Float>, ldk: Int, vNodes: UnsafePointer<Float>, ldv: Int
+    let kPrefix: UnsafePointer<Float>, vPrefix: UnsafePointer<Float>, prefixLength: Int, ldPrefix: Int
+    let parents: UnsafePointer<Int32>, depths: UnsafePointer<Int32>, maxDepth: Int
+    let headDim: Int, scale: Float
+
+    /// The head whose columns start at `column`, with `Q·(P + maxDepth + 1)` floats of scratch.
+    func run(column: Int, scratch: UnsafeMutablePointer<Float>) {
+        let pathLength = maxDepth + 1
+        let prefixScores = scratch // [Q, P]
+        let pathScores = scratch + queryCount * prefixLength // [Q, maxDepth + 1], indexed by depth
         if prefixLength > 0 {
             sgemm(transposeB: true, m: queryCount, n: prefixLength, k: headDim, alpha: scale,
-                  a: q + column, lda: ldq, b: kPrefix + column, ldb: width, c: prefixScores, ldc: prefixLength)
+                  a: q + column, lda: ldq, b: kPrefix + column, ldb: ldPrefix, c: prefixScores, ldc: prefixLength)
         }
         for r in 0..<queryCount {
             let node = Int(queryNodes?[r] ?? Int32(r))
@@ -61,19 +87,15 @@ public func treeCausalAttention(
                 s[Int(depths[m])] = scale * dot(query, kNodes + m * ldk + column, count: headDim)
                 m = Int(parents[m])
             }
-            var maximum = -Float.infinity
-            for j in 0..<prefixLength { maximum = Swift.max(maximum, p[j]) }
-            for j in 0...depth { maximum = Swift.max(maximum, s[j]) }
-            var sum: Float = 0
-            for j in 0..<prefixLength { p[j] = fastExp(p[j] - maximum); sum += p[j] }
-            for j in 0...depth { s[j] = fastExp(s[j] - maximum); sum += s[j] }
-            let inverse = 1 / sum
-            for j in 0..<prefixLength { p[j] *= inverse }
-            for j in 0...depth { s[j] *= inverse }
+            let maximum = Swift.max(rowMaximum(p, count: prefixLength), rowMaximum(s, count: depth + 1))
+            let sum = exponentiateShifted(p, count: prefixLength, maximum: maximum)
+                + exponentiateShifted(s, count: depth + 1, maximum: maximum)
+            scaleRow(p, count: prefixLength, by: 1 / sum)
+            scaleRow(s, count: depth + 1, by: 1 / sum)
         }
         if prefixLength > 0 {
             sgemm(m: queryCount, n: headDim, k: prefixLength, a: prefixScores, lda: prefixLength,
-                  b: vPrefix + column, ldb: width, c: out + column, ldc: ldo)
+                  b: vPrefix + column, ldb: ldPrefix, c: out + column, ldc: ldo)
         } else {
             for r in 0..<queryCount { (out + r * ldo + column).update(repeating: 0, count: headDim) }
         }
@@ -109,7 +131,7 @@ func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int) -> Fl
     return sum
 }
 
-/// Naive twin of ``treeCausalAttention(_:ldo:q:ldq:queryNodes:queryCount:kNodes:ldk:vNodes:ldv:kPrefix:vPrefix:prefixLength:parents:depths:maxDepth:heads:headDim:scale:scratch:)``
+/// Naive twin of ``treeCausalAttention(_:ldo:q:ldq:queryNodes:queryCount:kNodes:ldk:vNodes:ldv:kPrefix:vPrefix:prefixLength:ldPrefix:parents:depths:maxDepth:heads:headDim:scale:scratch:)``
 /// (contiguous rows, every node a query): each node's path is written out as a
 /// sequence after the prefix and attended to with explicit loops in `Double`.
 public func treeCausalAttentionNaive(

@@ -57,11 +57,19 @@ public struct BlipEncoderLayer: Sendable {
 
     /// Applies the block to `x` `[B, T, C]`.
     public func callAsFunction(_ x: Tensor) -> Tensor {
-        var hidden = selfAttention(layerNorm1(x))
-        hidden.add(x)
-        var output = mlp(layerNorm2(hidden))
-        output.add(hidden)
+        var output = x.asF32()
+        forward(inPlace: &output)
         return output
+    }
+
+    /// Applies the block to `hidden` `[B, T, C]` in place (the tower's layer loop
+    /// allocates nothing).
+    func forward(inPlace hidden: inout Tensor) {
+        let (batch, tokens) = (hidden.shape[0], hidden.shape[1])
+        let block = PreNormBlock(layerNorm1: layerNorm1, qkv: .fused(selfAttention.qkv),
+                                 outputProjection: selfAttention.projection, layerNorm2: layerNorm2, fc1: mlp.fc1, fc2: mlp.fc2,
+                                 activation: mlp.activation, heads: selfAttention.heads)
+        hidden.withUnsafeMutableFloats { block.forward($0.baseAddress!, batch: batch, tokens: tokens, causal: false) }
     }
 }
 
@@ -118,9 +126,11 @@ public struct BlipVisionModel: Sendable {
         var hidden = try embeddings(pixels)
         var all = allHiddenStates ? [hidden] : []
         for layer in layers {
-            hidden = layer(hidden)
+            layer.forward(inPlace: &hidden)
             if allHiddenStates { all.append(hidden) }
         }
-        return (postLayerNorm(hidden), all)
+        let rows = hidden.count / config.hiddenSize
+        hidden.withUnsafeMutableFloats { postLayerNorm.forward($0.baseAddress!, $0.baseAddress!, rows: rows) }
+        return (hidden, all)
     }
 }

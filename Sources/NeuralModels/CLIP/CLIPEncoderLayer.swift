@@ -138,16 +138,49 @@ public struct CLIPEncoderLayer: Sendable {
 
     /// Applies the block to `x` `[B, T, C]`; `causal` masks future tokens.
     public func callAsFunction(_ x: Tensor, causal: Bool) -> Tensor {
-        forward(x, causal: causal).output
+        var output = x.asF32()
+        forward(inPlace: &output, causal: causal)
+        return output
     }
 
     /// Applies the block and also returns its attention keys and values (`[B, T, C]`).
     public func forward(_ x: Tensor, causal: Bool) -> (output: Tensor, keys: Tensor, values: Tensor) {
-        let attention = selfAttention.forward(layerNorm1(x), causal: causal)
-        var hidden = attention.output
-        hidden.add(x)
-        var output = mlp(layerNorm2(hidden))
-        output.add(hidden)
-        return (output, attention.keys, attention.values)
+        let (batch, tokens, width) = (x.shape[0], x.shape[1], x.shape[2])
+        var output = x.asF32()
+        var keysValues = Tensor(zeros: [batch * tokens, 2 * width])
+        keysValues.withUnsafeMutableFloats { kv in forward(inPlace: &output, causal: causal, keysValues: kv.baseAddress!) }
+        return (output, keysValues.gatheringColumns(0..<width, shape: [batch, tokens, width]),
+                keysValues.gatheringColumns(width..<(2 * width), shape: [batch, tokens, width]))
+    }
+
+    /// Applies the block to `hidden` `[B, T, C]` in place (the residual stream of a
+    /// tower's layer loop: nothing is allocated), optionally writing every token's
+    /// key and value to `keysValues` `[B·T, 2C]`.
+    func forward(inPlace hidden: inout Tensor, causal: Bool, keysValues: UnsafeMutablePointer<Float>? = nil) {
+        let (batch, tokens) = (hidden.shape[0], hidden.shape[1])
+        hidden.withUnsafeMutableFloats {
+            block.forward($0.baseAddress!, batch: batch, tokens: tokens, causal: causal, keysValues: keysValues)
+        }
+    }
+
+    /// The block's output at row `row` of each sequence of `x` `[B, T, C]` only:
+    /// `[B, C]` (a tower's last layer when one token per sequence is pooled).
+    func forward(pooling row: Int, of x: Tensor, causal: Bool) -> Tensor {
+        let (batch, tokens, width) = (x.shape[0], x.shape[1], x.shape[2])
+        let input = x.asF32()
+        return Tensor(shape: [batch, width]) { out in
+            withExtendedLifetime(input) {
+                block.forward(pooling: row, of: input.unsafeFloatPointer, batch: batch, tokens: tokens, causal: causal, into: out)
+            }
+        }
+    }
+
+    /// The block's weights as the shared pre-LayerNorm forward pass sees them.
+    var block: PreNormBlock {
+        PreNormBlock(layerNorm1: layerNorm1,
+                     qkv: .separate(query: selfAttention.queryProjection, key: selfAttention.keyProjection,
+                                    value: selfAttention.valueProjection),
+                     outputProjection: selfAttention.outputProjection, layerNorm2: layerNorm2, fc1: mlp.fc1, fc2: mlp.fc2,
+                     activation: mlp.activation, heads: selfAttention.heads)
     }
 }

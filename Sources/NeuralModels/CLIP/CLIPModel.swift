@@ -59,9 +59,11 @@ public final class CLIPModel: Sendable {
 
     /// `get_image_features`: projected, unnormalised image features `[B, D]` for
     /// preprocessed `pixels` `[B, 3, S, S]`.
+    ///
+    /// The last layer's class-token rows and the projection run in groups of at
+    /// most `skinnyMaxRows` rows, so they add no dependence on the batch size.
     public func imageFeatures(_ pixels: Tensor) throws -> Tensor {
-        let (last, _) = try visionModel.encode(pixels)
-        return visualProjection(visionModel.pooled(last))
+        visualProjection(rowIndependent: try visionModel.pooledOutput(pixels))
     }
 
     /// L2-normalised image embeddings `[B, D]`.
@@ -87,7 +89,7 @@ public final class CLIPModel: Sendable {
         let pooled = try Tensor(shape: [ids.count, configuration.textConfig.encoder.hiddenSize]) { rows in
             try poolFullLength(truncated, indices: Array(truncated.indices), into: rows)
         }
-        return textProjection(textModel.finalLayerNorm(pooled))
+        return textProjection(rowIndependent: textModel.finalLayerNorm(pooled))
     }
 
     /// ``textFeatures(_:)`` for many texts that continue one cached prefix (the
@@ -128,7 +130,7 @@ public final class CLIPModel: Sendable {
         }
         let cost = TextEncodingCost(texts: ids.count, tokens: truncated.reduce(0) { $0 + $1.count },
                                     tokensEncoded: prefixLength + tree.count + full.reduce(0) { $0 + truncated[$1].count })
-        return (textProjection(textModel.finalLayerNorm(pooled)), cost)
+        return (textProjection(rowIndependent: textModel.finalLayerNorm(pooled)), cost)
     }
 
     /// The ids up to and including the token transformers pools at.
@@ -149,9 +151,9 @@ public final class CLIPModel: Sendable {
             let perBatch = max(1, Self.textBatchRows / max(length, 1))
             for start in stride(from: 0, to: members.count, by: perBatch) {
                 let group = Array(members[start..<min(start + perBatch, members.count)])
-                let (last, _) = try textModel.encode(group.map { sequences[$0] })
+                let last = try textModel.encodeLastToken(group.map { sequences[$0] })
                 for (row, index) in group.enumerated() {
-                    (rows + index * width).update(from: last.unsafeFloatPointer + (row * length + length - 1) * width, count: width)
+                    (rows + index * width).update(from: last.unsafeFloatPointer + row * width, count: width)
                 }
             }
         }

@@ -55,10 +55,25 @@ public struct CLIPTextTransformer: Sendable {
         var all: [Tensor] = []
         for layer in layers {
             if allHiddenStates { all.append(hidden) }
-            hidden = layer(hidden, causal: true)
+            layer.forward(inPlace: &hidden, causal: true)
         }
         if allHiddenStates { all.append(hidden) }
         return (hidden, all)
+    }
+
+    /// The last layer's output at each sequence's last token, `[B, C]` (before
+    /// `final_layer_norm`), for equal-length sequences: rows `T − 1` of
+    /// ``encode(_:allHiddenStates:)``'s output, with the last layer computed only
+    /// for them (the tower is causal, so nothing after them matters).
+    /// - Throws: ``ModelInputError`` for unknown ids, empty sequences or sequences
+    ///   beyond the context.
+    public func encodeLastToken(_ ids: [[Int]]) throws -> Tensor {
+        let tokens = ids.first?.count ?? 0
+        guard tokens > 0 else { throw ModelInputError.emptySequence }
+        var hidden = try embeddings(ids)
+        guard let last = layers.last else { return hidden.gatheringRows(ids.indices.map { Int32($0 * tokens + tokens - 1) }) }
+        for layer in layers.dropLast() { layer.forward(inPlace: &hidden, causal: true) }
+        return last.forward(pooling: tokens - 1, of: hidden, causal: true)
     }
 
     /// Runs `tokens` (a prompt's ids without its end token) once and keeps every
@@ -66,12 +81,13 @@ public struct CLIPTextTransformer: Sendable {
     /// encoded without recomputing it (``encode(tree:after:outputs:)``).
     public func prefixCache(_ tokens: [Int]) throws -> CLIPTextPrefixCache {
         var hidden = try embeddings([tokens])
+        let width = config.encoder.hiddenSize
         var keys: [Tensor] = [], values: [Tensor] = []
         for layer in layers {
-            let result = layer.forward(hidden, causal: true)
-            hidden = result.output
-            keys.append(result.keys.reshaped([tokens.count, config.encoder.hiddenSize]))
-            values.append(result.values.reshaped([tokens.count, config.encoder.hiddenSize]))
+            var keysValues = Tensor(zeros: [tokens.count, 2 * width])
+            keysValues.withUnsafeMutableFloats { layer.forward(inPlace: &hidden, causal: true, keysValues: $0.baseAddress!) }
+            keys.append(keysValues.gatheringColumns(0..<width, shape: [tokens.count, width]))
+            values.append(keysValues.gatheringColumns(width..<(2 * width), shape: [tokens.count, width]))
         }
         return CLIPTextPrefixCache(tokens: tokens, keys: keys, values: values)
     }

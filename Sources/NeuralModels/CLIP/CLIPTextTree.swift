@@ -42,54 +42,43 @@ extension CLIPEncoderLayer {
     /// when nil). Returns `[outputs.count, C]` (`[N, C]` when nil).
     public func callAsFunction(tree x: Tensor, _ tree: TokenTree, prefixKeys: Tensor, prefixValues: Tensor,
                                outputs: [Int32]?) -> Tensor {
-        let width = x.shape[1], attention = selfAttention
-        let normed = layerNorm1(x)
-        let keys = attention.keyProjection(normed), values = attention.valueProjection(normed)
+        let width = x.shape[1]
         let queries = outputs ?? (0..<Int32(tree.count)).map { $0 }
-        let headDim = width / attention.heads, prefixLength = prefixKeys.shape[0], maxDepth = tree.maxDepth
+        let input = x.asF32(), keys = prefixKeys.asF32(), values = prefixValues.asF32()
         return Tensor(shape: [queries.count, width]) { out in
-            for start in stride(from: 0, to: queries.count, by: Self.treeRowBlock) {
-                let nodes = Array(queries[start..<min(start + Self.treeRowBlock, queries.count)])
-                let q = attention.queryProjection(normed.gatheringRows(nodes))
-                let context = Tensor(shape: [nodes.count, width]) { context in
-                    withExtendedLifetime((q, keys, values, prefixKeys, prefixValues)) {
-                        Workspace.withScratch(nodes.count * (prefixLength + maxDepth + 1)) { scratch in
-                            nodes.withUnsafeBufferPointer { nodeIndices in
-                                tree.parents.withUnsafeBufferPointer { parents in
-                                    tree.depths.withUnsafeBufferPointer { depths in
-                                        treeCausalAttention(
-                                            context, ldo: width, q: q.unsafeFloatPointer, ldq: width,
-                                            queryNodes: nodeIndices.baseAddress!, queryCount: nodes.count,
-                                            kNodes: keys.unsafeFloatPointer, ldk: width, vNodes: values.unsafeFloatPointer, ldv: width,
-                                            kPrefix: prefixKeys.unsafeFloatPointer, vPrefix: prefixValues.unsafeFloatPointer,
-                                            prefixLength: prefixLength, parents: parents.baseAddress!, depths: depths.baseAddress!,
-                                            maxDepth: maxDepth, heads: attention.heads, headDim: headDim,
-                                            scale: 1 / Float(headDim).squareRoot(), scratch: scratch)
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-                var hidden = attention.outputProjection(context)
-                hidden.add(x.gatheringRows(nodes))
-                var output = mlp(layerNorm2(hidden))
-                output.add(hidden)
-                output.copyFloats(into: out + start * width)
+            withExtendedLifetime((input, keys, values)) {
+                block.forward(tree: input.unsafeFloatPointer, tree, queries: queries, prefixKeys: keys.unsafeFloatPointer,
+                              prefixValues: values.unsafeFloatPointer, prefixLength: keys.shape[0], rowBlock: Self.treeRowBlock,
+                              into: out)
             }
         }
     }
 }
 
 extension Tensor {
-    /// Rows `rows` of a `[N, C]` tensor, in that order: `[rows.count, C]` (F32).
+    /// Rows `rows` of this tensor seen as `[N, C]` rows of its last dimension, in
+    /// that order: `[rows.count, C]` (F32).
     func gatheringRows(_ rows: [Int32]) -> Tensor {
-        let width = shape[1]
+        let width = shape.last ?? 0
         let source = asF32()
         return Tensor(shape: [rows.count, width]) { out in
             withExtendedLifetime(source) {
                 for (i, row) in rows.enumerated() {
                     (out + i * width).update(from: source.unsafeFloatPointer + Int(row) * width, count: width)
+                }
+            }
+        }
+    }
+
+    /// Columns `columns` of this tensor seen as `[N, W]` rows of its last
+    /// dimension, reshaped to `shape`.
+    func gatheringColumns(_ columns: Range<Int>, shape newShape: [Int]) -> Tensor {
+        let width = shape.last ?? 0, rows = count / max(width, 1)
+        let source = asF32()
+        return Tensor(shape: newShape) { out in
+            withExtendedLifetime(source) {
+                for r in 0..<rows {
+                    (out + r * columns.count).update(from: source.unsafeFloatPointer + r * width + columns.lowerBound, count: columns.count)
                 }
             }
         }

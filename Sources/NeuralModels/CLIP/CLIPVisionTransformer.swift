@@ -48,22 +48,39 @@ public struct CLIPVisionTransformer: Sendable {
     /// every layer's input (the first is the pre-LayerNorm'd embeddings) and the
     /// last output.
     public func encode(_ pixels: Tensor, allHiddenStates: Bool = false) throws -> (last: Tensor, all: [Tensor]) {
-        var hidden = preLayerNorm(try embeddings(pixels))
+        var hidden = try normalizedEmbeddings(pixels)
         var all: [Tensor] = []
         for layer in layers {
             if allHiddenStates { all.append(hidden) }
-            hidden = layer(hidden, causal: false)
+            layer.forward(inPlace: &hidden, causal: false)
         }
         if allHiddenStates { all.append(hidden) }
         return (hidden, all)
     }
 
+    /// The pooler output for `pixels` `[B, channels, S, S]`: `post_layernorm` of
+    /// each image's class token after the last layer, `[B, C]` — what
+    /// ``pooled(_:)`` of ``encode(_:allHiddenStates:)`` gives, with the last layer
+    /// computed only for the class tokens (keys and values still for every token).
+    /// - Throws: ``ModelInputError/imageShape(found:expected:)``.
+    public func pooledOutput(_ pixels: Tensor) throws -> Tensor {
+        var hidden = try normalizedEmbeddings(pixels)
+        guard let last = layers.last else { return pooled(hidden) }
+        for layer in layers.dropLast() { layer.forward(inPlace: &hidden, causal: false) }
+        return postLayerNorm(last.forward(pooling: 0, of: hidden, causal: false))
+    }
+
+    /// `pre_layrnorm` of the embeddings, in place.
+    private func normalizedEmbeddings(_ pixels: Tensor) throws -> Tensor {
+        var hidden = try embeddings(pixels)
+        let rows = hidden.count / config.encoder.hiddenSize
+        hidden.withUnsafeMutableFloats { preLayerNorm.forward($0.baseAddress!, $0.baseAddress!, rows: rows) }
+        return hidden
+    }
+
     /// `post_layernorm` of each image's class token: `[B, C]` (the pooler output).
     public func pooled(_ last: Tensor) -> Tensor {
-        let (batch, tokens, width) = (last.shape[0], last.shape[1], last.shape[2])
-        let classTokens = Tensor(shape: [batch, width]) { out in
-            for b in 0..<batch { (out + b * width).update(from: last.unsafeFloatPointer + b * tokens * width, count: width) }
-        }
-        return postLayerNorm(classTokens)
+        let (batch, tokens) = (last.shape[0], last.shape[1])
+        return postLayerNorm(last.gatheringRows((0..<batch).map { Int32($0 * tokens) }))
     }
 }

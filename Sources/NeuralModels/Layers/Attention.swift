@@ -15,24 +15,48 @@ struct AttentionOperand {
 /// Scaled dot-product attention of each of `batch` independent sequences:
 /// sequence `b`'s queries are its `queryTokens` rows of `q`, its keys and values
 /// its `keyTokens` rows of `k` and `v`. Returns the context `[B, Tq, H·D]` (before
-/// the output projection). The one loop all the models' attention blocks share.
+/// the output projection).
 func batchedAttention(q: AttentionOperand, k: AttentionOperand, v: AttentionOperand,
                       batch: Int, queryTokens: Int, keyTokens: Int, heads: Int, width: Int,
                       mask: (Int) -> SoftmaxMask) -> Tensor {
-    let headDim = width / heads
-    return Tensor(shape: [batch, queryTokens, width]) { out in
+    Tensor(shape: [batch, queryTokens, width]) { out in
         withExtendedLifetime((q.tensor, k.tensor, v.tensor)) {
-            Workspace.withScratch(queryTokens * keyTokens) { scratch in
-                for b in 0..<batch {
-                    multiHeadAttention(
-                        out + b * queryTokens * width, ldo: width,
-                        q: q.tensor.unsafeFloatPointer + b * queryTokens * q.rowStride + q.column, ldq: q.rowStride,
-                        k: k.tensor.unsafeFloatPointer + b * keyTokens * k.rowStride + k.column, ldk: k.rowStride,
-                        v: v.tensor.unsafeFloatPointer + b * keyTokens * v.rowStride + v.column, ldv: v.rowStride,
-                        queryCount: queryTokens, keyCount: keyTokens, heads: heads, headDim: headDim,
-                        scale: 1 / Float(headDim).squareRoot(), mask: mask(b), scratch: scratch)
-                }
-            }
+            batchedAttention(
+                into: out, ldo: width,
+                q: q.tensor.unsafeFloatPointer + q.column, ldq: q.rowStride,
+                k: k.tensor.unsafeFloatPointer + k.column, ldk: k.rowStride,
+                v: v.tensor.unsafeFloatPointer + v.column, ldv: v.rowStride,
+                batch: batch, queryTokens: queryTokens, keyTokens: keyTokens, heads: heads, headDim: width / heads,
+                mask: mask)
+        }
+    }
+}
+
+/// The one attention loop all the models' blocks share: for each sequence `b` and
+/// head `h` (in parallel on ``Threading``'s threads, each pair with scratch of
+/// its own), `softmax(Q·Kᵀ/√D)·V` over sequence `b`'s `queryTokens` query rows and
+/// `keyTokens` key/value rows, written to the head's columns of `out`.
+///
+/// - Parameters:
+///   - out: `[B·Tq, H·D]`, row stride `ldo`.
+///   - q: `[B·Tq, H·D]`, row stride `ldq`.
+///   - k, v: `[B·Tk, H·D]`, row strides `ldk`, `ldv`.
+///   - mask: the mask of sequence `b`.
+func batchedAttention(into out: UnsafeMutablePointer<Float>, ldo: Int,
+                      q: UnsafePointer<Float>, ldq: Int, k: UnsafePointer<Float>, ldk: Int, v: UnsafePointer<Float>, ldv: Int,
+                      batch: Int, queryTokens: Int, keyTokens: Int, heads: Int, headDim: Int,
+                      mask: (Int) -> SoftmaxMask) {
+    let masks = (0..<batch).map(mask)
+    let scale = 1 / Float(headDim).squareRoot()
+    Threading.parallelFor(batch * heads) { index in
+        let (b, column) = (index / heads, index % heads * headDim)
+        Workspace.withScratch(queryTokens * keyTokens) { scratch in
+            attentionHead(out + b * queryTokens * ldo + column, ldo: ldo,
+                          q: q + b * queryTokens * ldq + column, ldq: ldq,
+                          k: k + b * keyTokens * ldk + column, ldk: ldk,
+                          v: v + b * keyTokens * ldv + column, ldv: ldv,
+                          queryCount: queryTokens, keyCount: keyTokens, headDim: headDim, scale: scale,
+                          mask: masks[b], scratch: scratch)
         }
     }
 }

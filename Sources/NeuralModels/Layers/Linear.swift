@@ -20,11 +20,13 @@ public struct Linear: Sendable {
         self.bias = bias ? try weights.tensor("bias", shape: [outFeatures]) : nil
     }
 
-    /// Applies the layer to `rows` contiguous input rows (`[rows, in]` → `[rows, out]`).
-    public func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, rows: Int) {
+    /// Applies the layer to `rows` input rows (`[rows, in]` → `[rows, out]`), with
+    /// row strides `ldx` and `ldy` (default: contiguous).
+    public func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, rows: Int,
+                        ldx: Int? = nil, ldy: Int? = nil) {
         withExtendedLifetime(self) {
             linearForward(y, x, weight: weight.unsafeFloatPointer, bias: bias?.unsafeFloatPointer,
-                          rows: rows, inFeatures: inFeatures, outFeatures: outFeatures)
+                          rows: rows, inFeatures: inFeatures, outFeatures: outFeatures, ldx: ldx, ldy: ldy)
         }
     }
 
@@ -35,6 +37,26 @@ public struct Linear: Sendable {
         let input = x.asF32()
         return Tensor(shape: Array(x.shape.dropLast()) + [outFeatures]) { y in
             withExtendedLifetime(input) { forward(y, input.unsafeFloatPointer, rows: rows) }
+        }
+    }
+
+    /// Applies the layer over the last dimension in groups of at most
+    /// `skinnyMaxRows` rows, so that each row's result is the same whatever the
+    /// number of rows (products that small run in the skinny kernel, whose sums
+    /// for a row do not depend on the others): for pooled outputs such as CLIP's
+    /// projections, where a batch must equal its items one at a time, bit for bit,
+    /// and the weights' extra passes cost little.
+    public func callAsFunction(rowIndependent x: Tensor) -> Tensor {
+        precondition(x.shape.last == inFeatures, "Linear(\(inFeatures)→\(outFeatures)) applied to \(x.shape)")
+        let rows = x.count / inFeatures
+        let input = x.asF32()
+        return Tensor(shape: Array(x.shape.dropLast()) + [outFeatures]) { y in
+            withExtendedLifetime(input) {
+                for first in stride(from: 0, to: rows, by: skinnyMaxRows) {
+                    forward(y + first * outFeatures, input.unsafeFloatPointer + first * inFeatures,
+                            rows: min(skinnyMaxRows, rows - first))
+                }
+            }
         }
     }
 }
