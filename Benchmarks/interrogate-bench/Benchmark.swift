@@ -92,8 +92,8 @@ struct InterrogateBench {
                 exit(2)
             }
         }
-        print("threads: \(Threading.threadCount); BLAS: \(Threading.blasDescription)")
-        if let advice = Threading.blasAdvice { print("note: \(advice)") }
+        print("threads: \(Threading.threadCount); BLAS: \(BLAS.description)")
+        if let advice = BLAS.advice { print("note: \(advice)") }
         var results: [Measurement] = []
         func wanted(_ stage: String) -> Bool { stageFilter.map { $0 == stage } ?? true }
         if wanted("1") { results += sgemmProbe(runs: runs) }

@@ -18,7 +18,7 @@ import NeuralModels
 ///    candidates in order of their last gain, ``batchSize`` at a time, and stops
 ///    as soon as the best gain found this step beats every remaining
 ///    candidate's last gain by more than ``margin``. The first step scores the
-///    whole pool. When gains never grow, the step's pick is exactly the one
+///    whole pool, in one pass. When gains never grow, the step's pick is exactly the one
 ///    scoring the whole pool would make (lazy greedy evaluation).
 ///
 /// Best mode's final choice is kept: the most similar of the caption, the
@@ -74,7 +74,11 @@ extension Interrogator {
             var scored: [(index: Int, score: Float)] = [], cost = TextEncodingCost()
             var cursor = 0
             repeat {
-                let indices = Array(order[cursor..<min(cursor + batch, order.count)])
+                // Unscored phrases are all scored anyway (their gain could be
+                // anything): one pass through the text tower for all of them
+                // (the whole pool at the first step), then `batch` at a time.
+                let unscored = order[cursor...].prefix { lastGain[$0] == nil }.count
+                let indices = Array(order[cursor..<min(cursor + max(batch, unscored), order.count)])
                 cursor += indices.count
                 let candidates = indices.map { "\(current.prompt), \(remaining[$0])" }
                 let (scores, batchCost) = try continuationSimilarities(image, prefix: current.prompt, candidates)

@@ -185,7 +185,7 @@ struct Interrogate: ParsableCommand {
 
     func run() throws {
         if version {
-            print("interrogate \(Interrogator.version)\nBLAS: \(Threading.blasDescription)")
+            print("interrogate \(Interrogator.version)\nBLAS: \(BLAS.description)")
             return
         }
         let shard = try assignedShard()
@@ -208,7 +208,7 @@ struct Interrogate: ParsableCommand {
             display?.finish()
             interrupts?.forEach { $0.cancel() }
         }
-        if !demo, let advice = Threading.blasAdvice { display?.message("note: \(advice)") }
+        if !demo, let advice = BLAS.advice { display?.message("note: \(advice)") }
         var configuration = demo ? try DemoModel.configuration() : InterrogatorConfiguration()
         configuration.threads = threads
         configuration.captionMaxLength = captionMaxLength

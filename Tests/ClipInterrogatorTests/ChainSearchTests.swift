@@ -62,7 +62,7 @@ final class ChainSearchTests: XCTestCase {
         let image = try interrogator.imageEmbedding([ImageDecoder.decode(contentsOf: Fixtures.url("blip/image0.png"))])
         let phrases = try interrogator.labelTables().merged.rankLabels(image, topCount: 400, method: .chunked(chunkSize: 2048))
         let start = ("a tiny random caption", try interrogator.similarity(image, "a tiny random caption"))
-        var exactTexts = 0, lazyTexts = 0
+        var exactTexts = 0, lazyTexts = 0, firstStepPasses = 0
         let exact = try interrogator.chain(image: image, phrases: phrases, start: start, minCount: 8, maxCount: 32, name: "exact") {
             exactTexts += $3.texts
         }
@@ -70,9 +70,13 @@ final class ChainSearchTests: XCTestCase {
         XCTAssertEqual(try interrogator.turboChain(image: image, phrases: phrases, start: start, minCount: 8, maxCount: 32,
                                                    settings: unbounded, name: "turbo"), exact)
         let lazy = { try interrogator.turboChain(image: image, phrases: phrases, start: start, minCount: 8, maxCount: 32,
-                                                 settings: TurboSettings(poolSize: phrases.count), name: "turbo") { lazyTexts += $3.texts } }
+                                                 settings: TurboSettings(poolSize: phrases.count), name: "turbo") { step, _, _, cost in
+            lazyTexts += cost.texts
+            if step == 0 { firstStepPasses += 1 }
+        } }
         let first = try lazy()
         let firstTexts = lazyTexts
+        XCTAssertEqual(firstStepPasses, 1, "the first step scores the whole pool in one pass through the text tower")
         XCTAssertEqual(try lazy(), first, "deterministic")
         XCTAssertEqual(lazyTexts, 2 * firstTexts, "the same work twice")
         // The first step scores the whole pool, later steps about one batch each.

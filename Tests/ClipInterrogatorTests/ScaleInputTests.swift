@@ -98,7 +98,7 @@ final class ScaleInputTests: XCTestCase {
         let source = directory.appendingPathComponent("big.d")
         try FileManager.default.createDirectory(at: source, withIntermediateDirectories: true)
         let big = source.appendingPathComponent("big.jpg")
-        FileManager.default.createFile(atPath: big.path, contents: nil)
+        XCTAssertTrue(FileManager.default.createFile(atPath: big.path, contents: nil))
         let handle = try FileHandle(forWritingTo: big)
         try handle.truncate(atOffset: 300 << 20)
         try handle.close()

@@ -97,7 +97,6 @@ final class BLASCorePolicyTests: XCTestCase {
             XCTAssert(description.hasSuffix("core \(core)"), description)
             XCTAssertEqual(BLAS.coreSelection.chosen?.lowercased(), core.lowercased())
         }
-        XCTAssertEqual(Threading.blasDescription, description)
         if BLAS.coreSelection.switched { XCTAssertNil(BLAS.advice, "no advice after a switch") }
     }
 }

@@ -104,11 +104,19 @@ final class SafeTensorsTests: XCTestCase {
         for (pattern, value) in zip(patterns, widened) {
             let reference = Float(Float16(bitPattern: pattern))
             if reference.isNaN {
-                XCTAssertTrue(value.isNaN, "pattern \(pattern)")
+                // The payload is kept: sign, all-ones exponent, mantissa moved up.
+                let expected = UInt32(pattern & 0x8000) << 16 | 0x7F80_0000 | UInt32(pattern & 0x03FF) << 13
+                XCTAssertEqual(value.bitPattern, expected, "pattern \(String(pattern, radix: 16))")
             } else if value.bitPattern != reference.bitPattern {
                 XCTFail("F16 \(String(pattern, radix: 16)): \(value) != \(reference)")
                 return
             }
+        }
+        // The values after the last whole vector go through the scalar steps.
+        for offset in 1..<16 {
+            var tail = [Float](repeating: 0, count: 31)
+            patterns.withUnsafeBufferPointer { convertF16ToF32(&tail, $0.baseAddress! + patterns.count - 31 - offset, count: 31) }
+            XCTAssertEqual(tail.map(\.bitPattern), widened[(patterns.count - 31 - offset)...].prefix(31).map(\.bitPattern))
         }
         var bf = [Float](repeating: 0, count: patterns.count)
         convertBF16ToF32(&bf, patterns, count: patterns.count)

@@ -240,6 +240,50 @@ final class HostileInputTests: TemporaryDirectoryTestCase {
         }
     }
 
+    // MARK: Sharded checkpoints
+
+    /// A checkpoint split into two shards with a `model.safetensors.index.json`
+    /// loads the same tensors as the single file; an index naming a shard outside
+    /// the folder is refused, naming the index and `weight_map`.
+    func testShardedCheckpointLoadsAndItsIndexStaysInTheFolder() throws {
+        let scratch = try ScratchCheckpoint("interrogator/clip")
+        defer { scratch.remove() }
+        let single = try Checkpoint(directory: scratch.directory).weights
+        let keys = single.keys
+        XCTAssertGreaterThan(keys.count, 2)
+        var map: [String: String] = [:]
+        for (part, names) in [keys.prefix(keys.count / 2), keys.dropFirst(keys.count / 2)].enumerated() {
+            let file = "model-0000\(part + 1)-of-00002.safetensors"
+            var tensors: [String: Tensor] = [:]
+            for name in names {
+                tensors[name] = try single.tensor(name)
+                map[name] = file
+            }
+            try SafeTensorsWriter.write(tensors, to: scratch.url(file))
+        }
+        func writeIndex(_ map: [String: String]) throws {
+            let data = try JSONSerialization.data(withJSONObject: ["metadata": [:], "weight_map": map])
+            try data.write(to: scratch.url("model.safetensors.index.json"))
+        }
+        try FileManager.default.removeItem(at: scratch.url("model.safetensors"))
+        try writeIndex(map)
+        let sharded = try Checkpoint(directory: scratch.directory).weights
+        XCTAssertEqual(sharded.keys, keys)
+        for name in keys { XCTAssertEqual(try sharded.tensor(name).floats(), try single.tensor(name).floats(), name) }
+
+        for outside in ["../model-00001-of-00002.safetensors", "/etc/passwd", "sub/model.safetensors", ".."] {
+            var hostile = map
+            hostile[keys[0]] = outside
+            try writeIndex(hostile)
+            XCTAssertThrowsError(try Checkpoint(directory: scratch.directory), outside) { error in
+                guard case let CheckpointError.invalidValue(path, key, reason) = error else { return XCTFail("\(outside): \(error)") }
+                XCTAssertEqual(path, scratch.url("model.safetensors.index.json").path)
+                XCTAssertEqual(key, "weight_map")
+                XCTAssertTrue(reason.contains(outside), reason)
+            }
+        }
+    }
+
     // MARK: Non-finite outputs
 
     /// One NaN weight made every embedding NaN and prompts plausible nonsense; the

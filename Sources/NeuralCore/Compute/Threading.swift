@@ -49,11 +49,13 @@ public enum Threading {
 
     /// ``BLAS/description``: the BLAS library, how its CPU kernel was chosen and
     /// the kernel in force (ends with "core <name>"), for reports.
+    @available(*, deprecated, renamed: "BLAS.description")
     public static var blasDescription: String { BLAS.description }
 
     /// ``BLAS/advice``: a hint when OpenBLAS runs a generic kernel this process
     /// did not replace; nil when there is nothing to say (in particular after
     /// the automatic switch, or when `OPENBLAS_CORETYPE` is set).
+    @available(*, deprecated, renamed: "BLAS.advice")
     public static var blasAdvice: String? { BLAS.advice }
 
     /// Runs `body(i)` for every `i` in `0..<count`, spread over at most

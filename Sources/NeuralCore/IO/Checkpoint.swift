@@ -40,6 +40,12 @@ public struct Checkpoint: Sendable {
             struct Index: Decodable { let weight_map: [String: String] }
             let map = try Self.decodeJSON(Index.self, at: index).weight_map
             let files = try Set(map.values).sorted().map { name -> SafeTensorsFile in
+                // Shards are files of this folder: a name that climbs out of it
+                // ("../…", "/…") or into a subfolder is not a checkpoint's.
+                guard !name.isEmpty, !name.contains("/"), name != ".", name != ".." else {
+                    throw CheckpointError.invalidValue(path: index.path, key: "weight_map",
+                                                       reason: "shard '\(name)' is not a file name in the checkpoint's folder")
+                }
                 let shard = directory.appendingPathComponent(name)
                 guard FileManager.default.fileExists(atPath: shard.path) else { throw CheckpointError.missingFile(path: shard.path) }
                 return try SafeTensorsFile(contentsOf: shard)

@@ -11,29 +11,27 @@
 ///   - count: the number of values.
 /// Exact for every input, including subnormals, infinities and NaN (payload kept).
 public func convertF16ToF32(_ destination: UnsafeMutablePointer<Float>, _ source: UnsafePointer<UInt16>, count: Int) {
+    // Exponent and mantissa moved to a float's place and scaled by 2¹¹² (the
+    // difference of the exponent biases): exact for normal and subnormal halves
+    // alike. An all-ones half exponent (infinity, NaN) then gets an all-ones float
+    // exponent by OR; the test for it is arithmetic ((e + 0x400) carries into bit
+    // 15 only for e = 0x7C00), since comparisons to SIMD masks do not vectorise.
     typealias U = SIMD16<UInt32>
-    let shiftedExponent = U(repeating: 0x7C00 << 13)
-    let exponentAdjust = U(repeating: (127 - 15) << 23)
-    let infNaNAdjust = U(repeating: (128 - 16) << 23)
-    let denormalAdjust = U(repeating: 1 << 23)
-    let magic = SIMD16<Float>(repeating: Float(bitPattern: 113 << 23))
+    let scale = SIMD16<Float>(repeating: Float(bitPattern: 0x7780_0000))
     var i = 0
     while i + 16 <= count {
         let h = U(truncatingIfNeeded: UnsafeRawPointer(source + i).loadUnaligned(as: SIMD16<UInt16>.self))
-        var o = (h & 0x7FFF) &<< 13
-        let exponent = o & shiftedExponent
-        o &+= exponentAdjust
-        let isInfNaN = exponent .== shiftedExponent
-        let isDenormal = exponent .== 0
-        o = o.replacing(with: o &+ infNaNAdjust, where: isInfNaN)
-        let denormal = unsafeBitCast(o &+ denormalAdjust, to: SIMD16<Float>.self) - magic
-        o = o.replacing(with: unsafeBitCast(denormal, to: U.self), where: isDenormal)
+        let magnitude = unsafeBitCast((h & 0x7FFF) &<< 13, to: SIMD16<Float>.self) * scale
+        var o = unsafeBitCast(magnitude, to: U.self)
+        o |= (((h & 0x7C00) &+ 0x0400) &>> 15) &* 0x7F80_0000
         o |= (h & 0x8000) &<< 16
         UnsafeMutableRawPointer(destination + i).storeBytes(of: unsafeBitCast(o, to: SIMD16<Float>.self), as: SIMD16<Float>.self)
         i += 16
     }
-    while i < count {
-        destination[i] = Float(Float16(bitPattern: source[i]))
+    while i < count { // the same steps, one value at a time
+        let h = UInt32(source[i])
+        let magnitude = Float(bitPattern: (h & 0x7FFF) << 13) * Float(bitPattern: 0x7780_0000)
+        destination[i] = Float(bitPattern: magnitude.bitPattern | (((h & 0x7C00) + 0x0400) >> 15) * 0x7F80_0000 | (h & 0x8000) << 16)
         i += 1
     }
 }
