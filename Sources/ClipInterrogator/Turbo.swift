@@ -18,8 +18,9 @@ import NeuralModels
 ///    candidates in order of their last gain, ``batchSize`` at a time, and stops
 ///    as soon as the best gain found this step beats every remaining
 ///    candidate's last gain by more than ``margin``. The first step scores the
-///    whole pool, in one pass. When gains never grow, the step's pick is exactly the one
-///    scoring the whole pool would make (lazy greedy evaluation).
+///    whole pool, in one pass. When gains never grow, the step's pick is
+///    exactly the one scoring the whole pool would make (lazy greedy
+///    evaluation).
 ///
 /// Best mode's final choice is kept: the most similar of the caption, the
 /// classic and fast prompts and the chain, so a turbo prompt is never less

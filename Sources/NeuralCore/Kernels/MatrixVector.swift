@@ -1,13 +1,12 @@
 /// The dot product of every row of `matrix` `[N, D]` with `vector` `[D]`: how
 /// similar each of many embeddings is to one (labels to an image).
 ///
-/// Rows go through the BLAS's GEMV in blocks of ``rowDotProductBlock``, the
-/// blocks spread over ``Threading``'s threads (a GEMM with one column would pack
-/// the whole matrix first). F32 rows are read in place; F16/BF16 rows (label
-/// tables are stored in F16) are widened a block at a time into workspace
-/// scratch that stays in cache, so a large half-precision table never exists in
-/// F32 as a whole. Blocks start at fixed rows, so every result is the same at any
-/// thread count.
+/// Rows go through the BLAS's GEMV in blocks of 128 rows, the blocks spread
+/// over ``Threading``'s threads. F32 rows are read in place; F16/BF16 rows
+/// (label tables are stored in F16) are widened a block at a time into
+/// workspace scratch that stays in cache, so a large half-precision table never
+/// exists in F32 as a whole. Blocks start at fixed rows, so every result is the
+/// same at any thread count.
 /// - Parameters:
 ///   - y: `[N]`.
 ///   - matrix: `[N, D]`, any float storage.
