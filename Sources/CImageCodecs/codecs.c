@@ -73,6 +73,12 @@ static void cic_png_info(png_structp png, png_infop info) {
     png_uint_32 width = 0, height = 0;
     int bit_depth = 0, color_type = 0, interlace = 0;
 
+    if (context->header_seen) {
+        // libpng announces the image again when IDAT chunks resume after another
+        // chunk. The image is the first run of IDAT chunks, as Pillow reads it:
+        // complete if its rows all arrived (see cic_decode_png), else corrupt.
+        cic_png_fail(png, CIC_CORRUPT, "image data resumes after another chunk");
+    }
     png_get_IHDR(png, info, &width, &height, &bit_depth, &color_type, &interlace, NULL, NULL);
     if (bit_depth < 8) {
         png_set_packing(png);  // one byte per sample, values unscaled

@@ -26,6 +26,17 @@ final class HostileInputTests: TemporaryDirectoryTestCase {
         }
     }
 
+    /// IDAT chunks that resume after another chunk made libpng announce the image
+    /// twice, and the first pixel buffer leaked (found by the PNG fuzzer; the
+    /// file is kept as a seed). The image is refused, as Pillow refuses it.
+    func testPNGWhoseImageDataResumesAfterAnotherChunkIsRefused() throws {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fuzz/seeds/png/finding-leak-idat-after-chunk.png")
+        XCTAssertThrowsError(try ImageDecoder.decode(data: Data(contentsOf: url))) { error in
+            guard error is ImageDecodingError else { return XCTFail("\(error)") }
+        }
+    }
+
     /// A progressive JPEG of 5,000 scans is refused past the 500-scan cap (as
     /// `djpeg -maxscans`), quickly; one of 20 scans still decodes.
     func testProgressiveJPEGScansAreCapped() throws {
