@@ -91,20 +91,24 @@ final class KernelTests: XCTestCase {
     func testSkinnyGEMMSplitsColumnsBetweenThreadsExactly() {
         let original = Threading.threadCount
         defer { Threading.setThreadCount(original) }
-        let (m, n, k) = (3, 777, 512) // n·k above the threshold for threads
-        let x = [Float].random(m * k, seed: 1), w = [Float].random(n * k, seed: 2)
-        var results: [[Float]] = []
-        for threads in [1, 2, 3] {
-            Threading.setThreadCount(threads)
-            var y = [Float](repeating: .nan, count: m * n)
-            sgemm(transposeB: true, m: m, n: n, k: k, a: x, lda: k, b: w, ldb: k, c: &y, ldc: n)
-            results.append(y)
+        // One row (the strided six-row tile) and three (the 3 × 3 tile); n·k above
+        // the threshold for threads.
+        for m in [1, 3] {
+            let (n, k) = (777, 512)
+            let x = [Float].random(m * k, seed: 1), w = [Float].random(n * k, seed: 2)
+            var results: [[Float]] = []
+            for threads in [1, 2, 3] {
+                Threading.setThreadCount(threads)
+                var y = [Float](repeating: .nan, count: m * n)
+                sgemm(transposeB: true, m: m, n: n, k: k, a: x, lda: k, b: w, ldb: k, c: &y, ldc: n)
+                results.append(y)
+            }
+            var expected = [Float](repeating: 0, count: m * n)
+            skinnyGEMMNaive(&expected, ldy: n, x, ldx: k, weight: w, ldw: k, m: m, n: n, k: k)
+            assertNMSE(results[0], expected, "skinny through sgemm, m=\(m)")
+            XCTAssertEqual(results[0], results[1], "the same sums whatever the thread count, m=\(m)")
+            XCTAssertEqual(results[0], results[2], "the same sums whatever the thread count, m=\(m)")
         }
-        var expected = [Float](repeating: 0, count: m * n)
-        skinnyGEMMNaive(&expected, ldy: n, x, ldx: k, weight: w, ldw: k, m: m, n: n, k: k)
-        assertNMSE(results[0], expected, "skinny through sgemm")
-        XCTAssertEqual(results[0], results[1], "the same sums whatever the thread count")
-        XCTAssertEqual(results[0], results[2], "the same sums whatever the thread count")
     }
 
     func testLinearMatchesNaiveTwin() {
