@@ -171,21 +171,23 @@ private struct SkinnyOperands: @unchecked Sendable {
             let sixth = (columns.count / Self.tile) * Self.tile / 6
             for c in o..<(o &+ sixth) { tile6x1(column: c, stride: sixth) }
             o &+= 6 &* sixth
-        }
-        while rows > 1 && o &+ Self.tile <= columns.upperBound {
-            // Groups of 3 input rows, with 2 + 2 instead of 3 + 1 (8 rows: 3, 3, 2).
-            var first = 0
-            while first < rows {
-                let remaining = rows &- first
-                if remaining == 2 || remaining == 4 {
-                    for t in stride(from: 0, to: Self.tile, by: 4) { tile4x2(row: first, column: o &+ t) }
-                    first &+= 2
-                } else {
-                    for t in stride(from: 0, to: Self.tile, by: 3) { tile3x3(row: first, column: o &+ t) }
-                    first &+= 3
+        } else {
+            while o &+ Self.tile <= columns.upperBound {
+                // Groups of 3 input rows, with 2 + 2 instead of 3 + 1 (8 rows: 3, 3, 2;
+                // so no group of one row).
+                var first = 0
+                while first < rows {
+                    let remaining = rows &- first
+                    if remaining == 2 || remaining == 4 {
+                        for t in stride(from: 0, to: Self.tile, by: 4) { tile4x2(row: first, column: o &+ t) }
+                        first &+= 2
+                    } else {
+                        for t in stride(from: 0, to: Self.tile, by: 3) { tile3x3(row: first, column: o &+ t) }
+                        first &+= 3
+                    }
                 }
+                o &+= Self.tile
             }
-            o &+= Self.tile
         }
         while o < columns.upperBound {
             for r in 0..<rows { finish(row: r, column: o, sum: dot(x + r * ldx, w + o * ldw, count: k)) }
@@ -213,7 +215,7 @@ private struct SkinnyOperands: @unchecked Sendable {
 
     /// Input row 0 against the six weight rows `column + j·stride`, `j` in `0..<6`.
     func tile6x1(column: Int, stride: Int) {
-        let u = x, row = 0, step = stride * ldw
+        let u = x, step = stride * ldw
         let w0 = w + column * ldw, w1 = w0 + step, w2 = w1 + step, w3 = w2 + step, w4 = w3 + step, w5 = w4 + step
         var a0 = SIMD4<Float>(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0
         var i = 0
@@ -228,12 +230,12 @@ private struct SkinnyOperands: @unchecked Sendable {
             a5 += v * load4(w5 + i)
             i &+= 4
         }
-        finish(row: row, column: column, sum: a0.sum() + tail(u, w0, from: end))
-        finish(row: row, column: column + stride, sum: a1.sum() + tail(u, w1, from: end))
-        finish(row: row, column: column + 2 * stride, sum: a2.sum() + tail(u, w2, from: end))
-        finish(row: row, column: column + 3 * stride, sum: a3.sum() + tail(u, w3, from: end))
-        finish(row: row, column: column + 4 * stride, sum: a4.sum() + tail(u, w4, from: end))
-        finish(row: row, column: column + 5 * stride, sum: a5.sum() + tail(u, w5, from: end))
+        finish(row: 0, column: column, sum: a0.sum() + tail(u, w0, from: end))
+        finish(row: 0, column: column + stride, sum: a1.sum() + tail(u, w1, from: end))
+        finish(row: 0, column: column + 2 * stride, sum: a2.sum() + tail(u, w2, from: end))
+        finish(row: 0, column: column + 3 * stride, sum: a3.sum() + tail(u, w3, from: end))
+        finish(row: 0, column: column + 4 * stride, sum: a4.sum() + tail(u, w4, from: end))
+        finish(row: 0, column: column + 5 * stride, sum: a5.sum() + tail(u, w5, from: end))
     }
 
     /// Input rows `row`, `row+1` against weight rows `column..<column+4`.
