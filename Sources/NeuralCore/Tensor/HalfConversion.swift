@@ -11,29 +11,36 @@
 ///   - count: the number of values.
 /// Exact for every input, including subnormals, infinities and NaN (payload kept).
 public func convertF16ToF32(_ destination: UnsafeMutablePointer<Float>, _ source: UnsafePointer<UInt16>, count: Int) {
-    // Exponent and mantissa moved to a float's place and scaled by 2¹¹² (the
-    // difference of the exponent biases): exact for normal and subnormal halves
-    // alike. An all-ones half exponent (infinity, NaN) then gets an all-ones float
-    // exponent by OR; the test for it is arithmetic ((e + 0x400) carries into bit
-    // 15 only for e = 0x7C00), since comparisons to SIMD masks do not vectorise.
-    typealias U = SIMD16<UInt32>
-    let scale = SIMD16<Float>(repeating: Float(bitPattern: 0x7780_0000))
     var i = 0
     while i + 16 <= count {
-        let h = U(truncatingIfNeeded: UnsafeRawPointer(source + i).loadUnaligned(as: SIMD16<UInt16>.self))
-        let magnitude = unsafeBitCast((h & 0x7FFF) &<< 13, to: SIMD16<Float>.self) * scale
-        var o = unsafeBitCast(magnitude, to: U.self)
-        o |= (((h & 0x7C00) &+ 0x0400) &>> 15) &* 0x7F80_0000
-        o |= (h & 0x8000) &<< 16
-        UnsafeMutableRawPointer(destination + i).storeBytes(of: unsafeBitCast(o, to: SIMD16<Float>.self), as: SIMD16<Float>.self)
+        let h = UnsafeRawPointer(source + i).loadUnaligned(as: SIMD16<UInt16>.self)
+        UnsafeMutableRawPointer(destination + i).storeBytes(of: widenF16(h), as: SIMD16<Float>.self)
         i += 16
     }
-    while i < count { // the same steps, one value at a time
-        let h = UInt32(source[i])
-        let magnitude = Float(bitPattern: (h & 0x7FFF) << 13) * Float(bitPattern: 0x7780_0000)
-        destination[i] = Float(bitPattern: magnitude.bitPattern | (((h & 0x7C00) + 0x0400) >> 15) * 0x7F80_0000 | (h & 0x8000) << 16)
-        i += 1
+    if i < count { // the last count % 16 values through one zero-padded vector
+        var h = SIMD16<UInt16>()
+        for j in 0..<(count - i) { h[j] = source[i + j] }
+        let o = widenF16(h)
+        for j in 0..<(count - i) { destination[i + j] = o[j] }
     }
+}
+
+/// Sixteen binary16 bit patterns as floats.
+///
+/// Exponent and mantissa moved to a float's place and scaled by 2¹¹² (the
+/// difference of the exponent biases): exact for normal and subnormal halves
+/// alike. An all-ones half exponent (infinity, NaN) then gets an all-ones float
+/// exponent by OR; the test for it is arithmetic ((e + 0x400) carries into bit
+/// 15 only for e = 0x7C00), since comparisons to SIMD masks do not vectorise.
+@inline(__always)
+private func widenF16(_ half: SIMD16<UInt16>) -> SIMD16<Float> {
+    typealias U = SIMD16<UInt32>
+    let h = U(truncatingIfNeeded: half)
+    let magnitude = unsafeBitCast((h & 0x7FFF) &<< 13, to: SIMD16<Float>.self) * Float(bitPattern: 0x7780_0000)
+    var o = unsafeBitCast(magnitude, to: U.self)
+    o |= (((h & 0x7C00) &+ 0x0400) &>> 15) &* 0x7F80_0000
+    o |= (h & 0x8000) &<< 16
+    return unsafeBitCast(o, to: SIMD16<Float>.self)
 }
 
 /// Widens bfloat16 bit patterns to `Float` (exact: a bfloat16 is the top half of a float).
