@@ -1,4 +1,5 @@
 import Foundation
+import NeuralCore
 import NeuralModels
 @testable import ClipInterrogator
 import TestSupport
@@ -136,6 +137,9 @@ final class DemoModelTests: XCTestCase {
     /// computed one image at a time, bit for bit (so batched runs give the same
     /// prompts).
     func testBatchesOfEightEqualOneAtATime() throws {
+        if let forced = ProcessInfo.processInfo.environment["NEURALCORE_BLAS_CORE"], BLAS.provider == "OpenBLAS" {
+            XCTAssertEqual(BLAS.core?.lowercased(), forced.lowercased(), "the kernel asked for is in force")
+        }
         let (interrogator, heldout, _, outputs) = try run()
         for start in stride(from: 0, to: heldout.count, by: 8) {
             let entries = heldout[start..<min(start + 8, heldout.count)]
@@ -146,6 +150,23 @@ final class DemoModelTests: XCTestCase {
                 XCTAssertEqual(features[i].embedding, output.image, "image \(start + i) embedding")
             }
         }
+    }
+
+    /// The same on OpenBLAS's Haswell kernel, the one it picks on CPUs with AVX2
+    /// but not AVX-512, whose sums for a row depend on the row's place in a
+    /// product (see `BLAS.rowAlignment`): in a child process, which selects that
+    /// kernel before its first product.
+    func testBatchesOfEightEqualOneAtATimeOnTheAVX2Kernel() throws {
+        #if os(Linux)
+        let words = Set(((try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? "").split(whereSeparator: \.isWhitespace))
+        guard BLAS.provider == "OpenBLAS", BLAS.core != nil, words.contains("avx2"), words.contains("fma") else {
+            throw XCTSkip("needs OpenBLAS on an AVX2 CPU")
+        }
+        try assertPassesInChildProcess("ClipInterrogatorTests.DemoModelTests/testBatchesOfEightEqualOneAtATime",
+                                       environment: ["NEURALCORE_BLAS_CORE": "Haswell"])
+        #else
+        throw XCTSkip("the kernel choice exists for OpenBLAS on Linux")
+        #endif
     }
 }
 

@@ -68,6 +68,15 @@ final class BLASCorePolicyTests: XCTestCase {
                        "an unknown name switches nothing")
     }
 
+    func testRowAlignmentOfTheCores() {
+        for core in ["SkylakeX", "Cooperlake", "Sandybridge", "cooperlake"] {
+            XCTAssertEqual(BLASCorePolicy.rowAlignment(core: core), 1, core)
+        }
+        for core in ["Haswell", "Zen", "Prescott", "Nehalem", "SapphireRapids", "Excavator", "unknown"] {
+            XCTAssertEqual(BLASCorePolicy.rowAlignment(core: core), 12, core)
+        }
+    }
+
     func testCPUFlagsFromProcCPUInfo() {
         let text = """
             processor\t: 0
@@ -101,6 +110,64 @@ final class BLASCorePolicyTests: XCTestCase {
     }
 }
 
+/// ``BLAS/rowAlignment``: through ``sgemm(transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)``,
+/// a row of a product comes out the same, bit for bit, in every product whose row
+/// count is a multiple of the alignment, at every place with the same remainder,
+/// at the same thread count (one, two): on the core in force here and, in a child
+/// process, on OpenBLAS's Haswell kernel (alignment 12).
+final class BLASRowAlignmentTests: XCTestCase {
+    func testRowsAreTheSameInEveryProductOnTheCoreInForce() {
+        assertRowsIndependentOfTheProduct("core \(BLAS.core ?? BLAS.provider)")
+    }
+
+    func testRowsAreTheSameInEveryProductOnTheHaswellKernel() throws {
+        #if os(Linux)
+        let flags = BLASCorePolicy.cpuFlags(fromCPUInfo: (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? "")
+        guard BLAS.provider == "OpenBLAS", OpenBLASDynamicCore.hasCore("Haswell"), BLASCorePolicy.tier(of: flags) >= .avx2 else {
+            throw XCTSkip("needs a DYNAMIC_ARCH OpenBLAS on an AVX2 CPU")
+        }
+        try assertPassesInChildProcess("NeuralCoreTests.BLASCoreSwitchChild/testRowAlignmentOnHaswell",
+                                       environment: ["NEURALCORE_BLAS_CORE": "Haswell"])
+        #else
+        throw XCTSkip("the in-process switch exists for OpenBLAS on Linux")
+        #endif
+    }
+}
+
+/// Rows of sub-products (row count a multiple of ``BLAS/rowAlignment``, first row
+/// at a multiple of it; with alignment 1 also odd counts and places) against the
+/// same rows of the whole 240-row product at the same thread count (1 and 2), bit
+/// for bit; even 9 rows are above OpenBLAS's small-matrix bound and the library's
+/// threshold for threads; A and B transposed or not.
+func assertRowsIndependentOfTheProduct(_ label: String, file: StaticString = #filePath, line: UInt = #line) {
+    let original = Threading.threadCount
+    defer { Threading.setThreadCount(original) }
+    let alignment = BLAS.rowAlignment, total = 240
+    var cuts = [(0, 12), (12, 24), (60, 120), (12, 228), (0, 240)]
+    if alignment == 1 { cuts += [(1, 9), (5, 50), (7, 233)] }
+    for (n, k, transposeA, transposeB) in [(768, 768, false, true), (1024, 256, false, true), (512, 512, false, false),
+                                           (640, 384, true, true)] {
+        let a = [Float].random(total * k, seed: UInt64(n + k)), b = [Float].random(n * k, seed: UInt64(n))
+        let (lda, ldb) = (transposeA ? total : k, transposeB ? k : n)
+        for threads in [1, 2] {
+            Threading.setThreadCount(threads)
+            var whole = [Float](repeating: .nan, count: total * n)
+            sgemm(transposeA: transposeA, transposeB: transposeB, m: total, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb,
+                  c: &whole, ldc: n)
+            for (start, rows) in cuts {
+                var part = [Float](repeating: .nan, count: rows * n)
+                a.withUnsafeBufferPointer { a in
+                    sgemm(transposeA: transposeA, transposeB: transposeB, m: rows, n: n, k: k,
+                          a: a.baseAddress! + (transposeA ? start : start * k), lda: lda, b: b, ldb: ldb, c: &part, ldc: n)
+                }
+                XCTAssertEqual(part, Array(whole[(start * n)..<((start + rows) * n)]),
+                               "\(label): rows \(start)..<\(start + rows) of \(total), \(n)×\(k), transposeA \(transposeA), "
+                                   + "transposeB \(transposeB), \(threads) threads", file: file, line: line)
+            }
+        }
+    }
+}
+
 /// Child processes of this test binary that switch OpenBLAS's core before their
 /// first product (Linux, OpenBLAS only). The parent test runs one test method of
 /// ``BLASCoreSwitchChild`` in a fresh process with `NEURALCORE_TEST_CHILD` set.
@@ -112,23 +179,7 @@ final class BLASCoreSwitchTests: XCTestCase {
         guard BLAS.provider == "OpenBLAS", OpenBLASDynamicCore.hasCore("Prescott") else {
             throw XCTSkip("needs a DYNAMIC_ARCH OpenBLAS")
         }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0])
-        process.arguments = ["NeuralCoreTests.BLASCoreSwitchChild/\(method)"]
-        var childEnvironment = ProcessInfo.processInfo.environment
-        childEnvironment["OPENBLAS_CORETYPE"] = nil
-        childEnvironment["NEURALCORE_BLAS_CORE"] = nil
-        childEnvironment["NEURALCORE_TEST_CHILD"] = method
-        for (key, value) in environment { childEnvironment[key] = value }
-        process.environment = childEnvironment
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        XCTAssertEqual(process.terminationStatus, 0, "child \(method) failed:\n\(output)")
-        XCTAssert(output.contains("Executed 1 test, with 0 failures"), "child \(method) did not run its test:\n\(output)")
+        try assertPassesInChildProcess("NeuralCoreTests.BLASCoreSwitchChild/\(method)", environment: environment)
         #else
         throw XCTSkip("the in-process switch exists for OpenBLAS on Linux")
         #endif
@@ -222,6 +273,25 @@ final class BLASCoreSwitchChild: XCTestCase {
         }
         assertProductsMatchNaive("automatic choice \(BLAS.core ?? "?")")
         #endif
+    }
+
+    /// Haswell needs the alignment: without it (plain BLAS calls) a row's sums
+    /// change with its place in the product; through `sgemm`, aligned, they do not.
+    func testRowAlignmentOnHaswell() throws {
+        try onlyInChild()
+        XCTAssertEqual(BLAS.core, "Haswell", "\(BLAS.coreSelection)")
+        XCTAssertEqual(BLAS.rowAlignment, 12)
+        let (m, n, k) = (24, 768, 768)
+        let a = [Float].random((m + 6) * k, seed: 1), b = [Float].random(n * k, seed: 2)
+        var first = [Float](repeating: .nan, count: m * n), shifted = [Float](repeating: .nan, count: (m + 6) * n)
+        sgemmBLAS(transposeB: true, m: m, n: n, k: k, a: a, lda: k, b: b, ldb: k, c: &first, ldc: n)
+        sgemmBLAS(transposeB: true, m: m + 6, n: n, k: k, a: a, lda: k, b: b, ldb: k, c: &shifted, ldc: n)
+        XCTAssertEqual(first, Array(shifted[0..<(m * n)]), "the same places in a product of 6 more rows agree…")
+        a.withUnsafeBufferPointer { a in
+            sgemmBLAS(transposeB: true, m: m, n: n, k: k, a: a.baseAddress! + 6 * k, lda: k, b: b, ldb: k, c: &first, ldc: n)
+        }
+        XCTAssertNotEqual(first, Array(shifted[(6 * n)..<((m + 6) * n)]), "…six places further on they do not")
+        assertRowsIndependentOfTheProduct("Haswell")
     }
 
     func testForcedCoreAtFirstUse() throws {

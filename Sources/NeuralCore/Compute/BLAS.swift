@@ -78,6 +78,29 @@ public enum BLAS {
             + "OPENBLAS_CORETYPE=\(better) makes matrix products several times faster"
     }
 
+    /// The row alignment that makes the kernel in force compute a row of a product
+    /// the same in every product with the same columns and depth: 1 where a row's
+    /// sums never depend on the product's row count or the row's place in it
+    /// (OpenBLAS's AVX-512 kernels SkylakeX and Cooperlake, its Sandybridge
+    /// kernel, the Swift loops); 12 for OpenBLAS's other kernels, which sum rows
+    /// in blocks of 12 whose two halves, and the remainder blocks, sum differently,
+    /// and sum a row differently again when its columns are split differently.
+    /// There, ``sgemm(transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)``
+    /// splits products between threads along the columns only, at places fixed
+    /// by `N` and the thread count, so a row's result is the same in any product
+    /// with the same `N`, `K` and thread count whose row count is a multiple of 12,
+    /// at any place with the same remainder modulo 12. Batched towers lay each
+    /// sequence out at a multiple of this many rows, so that a batch equals its
+    /// sequences one at a time, bit for bit. (``BLASCorePolicy/rowAlignment(core:)``
+    /// says how the cores were checked; with Accelerate this is 1, not verified.)
+    public static var rowAlignment: Int {
+        #if canImport(CBLAS) && !canImport(Accelerate)
+        BLASCorePolicy.rowAlignment(core: core ?? "unknown")
+        #else
+        1
+        #endif
+    }
+
     // MARK: - Calls
 
     /// `C = alpha · op(A) · op(B) + beta · C`, row-major, through the provider

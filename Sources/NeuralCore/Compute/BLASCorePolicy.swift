@@ -110,6 +110,25 @@ enum BLASCorePolicy {
         return .keep(.noBetterCore)
     }
 
+    /// ``BLAS/rowAlignment`` for an OpenBLAS core: 1 for the cores whose sums for
+    /// a row of a product above OpenBLAS's small-matrix bound (M·N·K > 10⁶) do
+    /// not depend on the product's row count, the row's place or the columns'
+    /// split, 12 for the others. Checked on OpenBLAS 0.3.21 (this machine's CPUs
+    /// run every x86 core up to Cooperlake but AMD's FMA4 ones) by comparing the
+    /// rows of products of 1…432 rows, shifted by 1…12 rows, and cut into
+    /// column ranges, at 768×768 and 1024×1024; `BLASTests` repeats the check
+    /// for the core in force and for Haswell. SkylakeX, Cooperlake and
+    /// Sandybridge: identical bits. Haswell and Zen: rows differ with the row
+    /// count, with the row's place modulo 12 (places 0–5 and 6–11 of each block
+    /// of 12 sum differently) and with the column range; with row counts that are
+    /// multiples of 12 and the same column ranges they agree, up to 12,000 rows.
+    /// The SSE cores (Prescott, …) differ too and agree the same way. Cores not
+    /// checked (SapphireRapids, which these CPUs cannot run, the FMA4 cores, any
+    /// later one) get 12.
+    static func rowAlignment(core: String) -> Int {
+        ["skylakex", "cooperlake", "sandybridge"].contains(core.lowercased()) ? 1 : 12
+    }
+
     /// OpenBLAS's spelling of a core name given in any case, or nil when unknown.
     static func canonicalName(_ name: String) -> String? {
         let spellings = ["Prescott", "Core2", "Penryn", "Dunnington", "Nehalem", "Atom", "Opteron", "Opteron_SSE3",

@@ -12,8 +12,9 @@
 /// its rows one at a time, bit for bit); the rest in the BLAS
 /// (``sgemmBLAS(transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)``),
 /// split between ``Threading``'s threads when large: along the longer side of
-/// `C`, each part one single-threaded BLAS call (inside a ``Threading/parallelFor(_:_:)``
-/// body the product runs whole on the calling thread).
+/// `C` (along the columns only where ``BLAS/rowAlignment`` is above 1), each part
+/// one single-threaded BLAS call (inside a ``Threading/parallelFor(_:_:)`` body the
+/// product runs whole on the calling thread).
 public func sgemm(
     transposeA: Bool = false, transposeB: Bool = false,
     m: Int, n: Int, k: Int,
@@ -33,8 +34,16 @@ public func sgemm(
         return
     }
     let threads = Threading.threadCount
-    guard threads > 1, BLAS.runsSingleThreaded, !Threading.isInParallelLoop,
-          2 * Double(m) * Double(n) * Double(k) >= parallelGEMMFlops else {
+    let canSplit = threads > 1 && BLAS.runsSingleThreaded && !Threading.isInParallelLoop
+    let alignment = BLAS.rowAlignment
+    if alignment > 1 {
+        // Whether to split is decided as for `alignment` rows, so that it does not depend on `m` either.
+        let split = canSplit && 2 * Double(alignment) * Double(n) * Double(k) >= parallelGEMMFlops
+        sgemmInColumnParts(threads: split ? threads : 1, transposeA: transposeA, transposeB: transposeB,
+                           m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+        return
+    }
+    guard canSplit, 2 * Double(m) * Double(n) * Double(k) >= parallelGEMMFlops else {
         BLAS.sgemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha,
                    a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
         return
@@ -63,6 +72,35 @@ public func sgemm(
                        a: transposeA ? a + start : a + start * lda, lda: lda, b: b, ldb: ldb,
                        beta: beta, c: c + start * ldc, ldc: ldc)
         }
+    }
+}
+
+/// The BLAS path of ``sgemm(transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)``
+/// for kernels whose sums for a row depend on the product's shape
+/// (``BLAS/rowAlignment`` > 1): split between `threads` threads along the
+/// columns only, at places that depend on `n` and the thread count alone (these
+/// kernels sum a row differently in parts of other widths, and differently again
+/// at other places among the rows); the caller decides whether to split from
+/// `N` and `K` alone. So two products with the same `N`, `K` and thread count
+/// compute a row alike whenever their row counts are multiples of the alignment
+/// and the row's places in them have the same remainder.
+func sgemmInColumnParts(
+    threads: Int, transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+    a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int, beta: Float,
+    c: UnsafeMutablePointer<Float>, ldc: Int
+) {
+    let parts = min(threads, n / 16)
+    guard parts > 1 else {
+        BLAS.sgemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha,
+                   a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+        return
+    }
+    func start(_ part: Int) -> Int { part == parts ? n : part * n / parts / 16 * 16 }
+    Threading.parallelFor(parts) { part in
+        let column = start(part)
+        BLAS.sgemm(transposeA: transposeA, transposeB: transposeB, m: m, n: start(part + 1) - column, k: k, alpha: alpha,
+                   a: a, lda: lda, b: transposeB ? b + column * ldb : b + column, ldb: ldb,
+                   beta: beta, c: c + column, ldc: ldc)
     }
 }
 

@@ -277,9 +277,9 @@ public struct BertKVCache: Sendable {
 extension BertAttention {
     /// The keys and values of `source` `[N, S, E]` (`[N, S, C]` each): for
     /// cross-attention they are computed once per encoder output and reused by
-    /// every decoding step.
+    /// every decoding step; each of the N equals its encoder output's alone.
     public func keysAndValues(_ source: Tensor) -> (keys: Tensor, values: Tensor) {
-        (key(source), value(source))
+        (key(sequences: source), value(sequences: source))
     }
 
     /// Causal self-attention of `x` `[R, T, C]`, the next `T` tokens of each of the

@@ -42,19 +42,23 @@ func batchedAttention(q: AttentionOperand, k: AttentionOperand, v: AttentionOper
 ///   - q: `[B·Tq, H·D]`, row stride `ldq`.
 ///   - k, v: `[B·Tk, H·D]`, row strides `ldk`, `ldv`.
 ///   - mask: the mask of sequence `b`.
+///   - sequenceRows: the rows from one sequence's first row to the next's, in all
+///     four buffers, for sequences laid out with padding rows after them (nil:
+///     `queryTokens` rows in `q` and `out`, `keyTokens` in `k` and `v`).
 func batchedAttention(into out: UnsafeMutablePointer<Float>, ldo: Int,
                       q: UnsafePointer<Float>, ldq: Int, k: UnsafePointer<Float>, ldk: Int, v: UnsafePointer<Float>, ldv: Int,
-                      batch: Int, queryTokens: Int, keyTokens: Int, heads: Int, headDim: Int,
+                      batch: Int, queryTokens: Int, keyTokens: Int, heads: Int, headDim: Int, sequenceRows: Int? = nil,
                       mask: (Int) -> SoftmaxMask) {
     let masks = (0..<batch).map(mask)
     let scale = 1 / Float(headDim).squareRoot()
+    let (queryStride, keyStride) = (sequenceRows ?? queryTokens, sequenceRows ?? keyTokens)
     Threading.parallelFor(batch * heads) { index in
         let (b, column) = (index / heads, index % heads * headDim)
         Workspace.withScratch(queryTokens * keyTokens) { scratch in
-            attentionHead(out + b * queryTokens * ldo + column, ldo: ldo,
-                          q: q + b * queryTokens * ldq + column, ldq: ldq,
-                          k: k + b * keyTokens * ldk + column, ldk: ldk,
-                          v: v + b * keyTokens * ldv + column, ldv: ldv,
+            attentionHead(out + b * queryStride * ldo + column, ldo: ldo,
+                          q: q + b * queryStride * ldq + column, ldq: ldq,
+                          k: k + b * keyStride * ldk + column, ldk: ldk,
+                          v: v + b * keyStride * ldv + column, ldv: ldv,
                           queryCount: queryTokens, keyCount: keyTokens, headDim: headDim, scale: scale,
                           mask: masks[b], scratch: scratch)
         }

@@ -40,6 +40,24 @@ public struct Linear: Sendable {
         }
     }
 
+    /// Applies the layer to `[N, S, in]` sequences (→ `[N, S, out]`) so that each
+    /// sequence's result equals the sequence's alone, bit for bit: as one product,
+    /// or as N products of S rows where the BLAS kernel sums a row differently at
+    /// other places in a product (``BLAS/rowAlignment`` above 1).
+    public func callAsFunction(sequences x: Tensor) -> Tensor {
+        precondition(x.shape.count == 3 && x.shape[2] == inFeatures, "Linear(\(inFeatures)→\(outFeatures)) applied to \(x.shape)")
+        guard BLAS.rowAlignment > 1, x.shape[0] > 1 else { return self(x) }
+        let (count, length) = (x.shape[0], x.shape[1])
+        let input = x.asF32()
+        return Tensor(shape: [count, length, outFeatures]) { y in
+            withExtendedLifetime(input) {
+                for n in 0..<count {
+                    forward(y + n * length * outFeatures, input.unsafeFloatPointer + n * length * inFeatures, rows: length)
+                }
+            }
+        }
+    }
+
     /// Applies the layer over the last dimension in groups of at most
     /// `skinnyMaxRows` rows, so that each row's result is the same whatever the
     /// number of rows (products that small run in the skinny kernel, whose sums

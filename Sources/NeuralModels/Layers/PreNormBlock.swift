@@ -75,10 +75,36 @@ struct PreNormBlock {
     /// Runs the block in place on `hidden` `[B·T, C]` (`batch` sequences of
     /// `tokens` tokens), each sequence attending to itself (causally when
     /// `causal`). With `keysValues` (`[B·T, 2C]`), also writes every token's
-    /// attention key and value there (for a prefix cache).
+    /// attention key and value there (for a prefix cache). Each sequence's result
+    /// equals the sequence's alone, bit for bit: where the BLAS kernel's sums for a
+    /// row depend on the row's place in the product (``BLAS/rowAlignment`` > 1),
+    /// the block runs on a copy with each sequence padded to a multiple of that
+    /// many rows.
     func forward(_ hidden: UnsafeMutablePointer<Float>, batch: Int, tokens: Int, causal: Bool,
                  keysValues: UnsafeMutablePointer<Float>? = nil) {
-        let rows = batch * tokens, c = width, inner = fc1.outFeatures
+        let alignment = BLAS.rowAlignment, c = width
+        let stride = (tokens + alignment - 1) / alignment * alignment
+        guard stride != tokens else {
+            forward(hidden, batch: batch, tokens: tokens, sequenceRows: tokens, causal: causal, keysValues: keysValues)
+            return
+        }
+        Workspace.withScratch(batch * stride * c) { padded in
+            for b in 0..<batch {
+                (padded + b * stride * c).update(from: hidden + b * tokens * c, count: tokens * c)
+                (padded + (b * stride + tokens) * c).initialize(repeating: 0, count: (stride - tokens) * c)
+            }
+            forward(padded, batch: batch, tokens: tokens, sequenceRows: stride, causal: causal, keysValues: keysValues)
+            for b in 0..<batch { (hidden + b * tokens * c).update(from: padded + b * stride * c, count: tokens * c) }
+        }
+    }
+
+    /// ``forward(_:batch:tokens:causal:keysValues:)`` on sequences laid out
+    /// `sequenceRows` ≥ `tokens` rows apart in `hidden` (the rows after each
+    /// sequence's tokens are padding: carried through the products, never attended
+    /// to, their values discarded); `keysValues` is unpadded.
+    private func forward(_ hidden: UnsafeMutablePointer<Float>, batch: Int, tokens: Int, sequenceRows: Int, causal: Bool,
+                         keysValues: UnsafeMutablePointer<Float>?) {
+        let rows = batch * sequenceRows, c = width, inner = fc1.outFeatures
         withExtendedLifetime(self) {
             // [rows, C] normalised input / attention context, then [rows, max(3C, I)] q|k|v / fc1 output.
             Workspace.withScratch(rows * (c + max(3 * c, inner))) { scratch in
@@ -88,10 +114,15 @@ struct PreNormBlock {
                                     rows: rows, cols: c, eps: layerNorm1.eps)
                 qkv.project(wide, ldo: 3 * c, normed, ldx: c, rows: rows, width: c, parts: 0..<3)
                 if let keysValues {
-                    for r in 0..<rows { (keysValues + r * 2 * c).update(from: wide + r * 3 * c + c, count: 2 * c) }
+                    for b in 0..<batch {
+                        for t in 0..<tokens {
+                            (keysValues + (b * tokens + t) * 2 * c).update(from: wide + (b * sequenceRows + t) * 3 * c + c, count: 2 * c)
+                        }
+                    }
                 }
                 batchedAttention(into: normed, ldo: c, q: wide, ldq: 3 * c, k: wide + c, ldk: 3 * c, v: wide + 2 * c, ldv: 3 * c,
-                                 batch: batch, queryTokens: tokens, keyTokens: tokens, heads: heads, headDim: c / heads) { _ in
+                                 batch: batch, queryTokens: tokens, keyTokens: tokens, heads: heads, headDim: c / heads,
+                                 sequenceRows: sequenceRows) { _ in
                     causal ? SoftmaxMask(causalOffset: 0) : .none
                 }
                 sgemm(transposeB: true, m: rows, n: c, k: c, a: normed, lda: c, b: outputProjection.weight.unsafeFloatPointer,
@@ -106,8 +137,9 @@ struct PreNormBlock {
     /// row `row` of each of the `batch` sequences in `hidden` `[B·T, C]` (read
     /// only). A tower's last layer, when only one token per sequence is pooled
     /// (CLIP's class token, or the end token of a causal text). The pooled rows'
-    /// products run in groups of at most `skinnyMaxRows` rows, so a sequence's
-    /// result does not depend on how many are encoded with it.
+    /// products run in groups of at most `skinnyMaxRows` rows and the keys and
+    /// values as in ``forward(_:batch:tokens:causal:keysValues:)``, so a
+    /// sequence's result does not depend on how many are encoded with it.
     func forward(pooling row: Int, of hidden: UnsafePointer<Float>, batch: Int, tokens: Int, causal: Bool,
                  into out: UnsafeMutablePointer<Float>) {
         let rows = batch * tokens, c = width, inner = fc1.outFeatures
@@ -118,7 +150,13 @@ struct PreNormBlock {
                 let queries = keysValues + rows * 2 * c, context = queries + batch * c, wide = context + batch * c
                 layerNorm(normed, hidden, weight: layerNorm1.weight.unsafeFloatPointer, bias: layerNorm1.bias.unsafeFloatPointer,
                           rows: rows, cols: c, eps: layerNorm1.eps)
-                qkv.project(keysValues, ldo: 2 * c, normed, ldx: c, rows: rows, width: c, parts: 1..<3)
+                // Keys and values of every token; sequence by sequence where a row's sums
+                // depend on its place in the product (see forward(_:batch:tokens:causal:keysValues:)).
+                let sequencesPerProduct = BLAS.rowAlignment == 1 ? batch : 1
+                for first in stride(from: 0, to: batch, by: sequencesPerProduct) {
+                    qkv.project(keysValues + first * tokens * 2 * c, ldo: 2 * c, normed + first * tokens * c, ldx: c,
+                                rows: min(sequencesPerProduct, batch - first) * tokens, width: c, parts: 1..<3)
+                }
                 let bias = outputProjection.bias?.unsafeFloatPointer
                 for b in 0..<batch {
                     let source = hidden + (b * tokens + row) * c, target = out + b * c
