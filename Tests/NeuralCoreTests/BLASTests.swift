@@ -68,6 +68,49 @@ final class BLASCorePolicyTests: XCTestCase {
                        "an unknown name switches nothing")
     }
 
+    func testAMDZen4MovesFromTheAVX512KernelsToZen() {
+        let zen4 = BLASCorePolicy.CPUModel(vendor: "AuthenticAMD", family: 25)
+        XCTAssertEqual(BLASCorePolicy.decide(reportedCore: "Cooperlake", cpuFlags: Self.avx512bf16, cpu: zen4, environment: [:],
+                                             isAvailable: { _ in true }), .switchTo("Zen"))
+        XCTAssertEqual(BLASCorePolicy.decide(reportedCore: "SkylakeX", cpuFlags: Self.avx512, cpu: zen4, environment: [:],
+                                             isAvailable: { _ in true }), .switchTo("Zen"))
+        // A generic core on Zen 4 goes straight to Zen; without Zen in the library, to the AVX-512 tier's best.
+        XCTAssertEqual(BLASCorePolicy.decide(reportedCore: "Prescott", cpuFlags: Self.avx512bf16, cpu: zen4, environment: [:],
+                                             isAvailable: { _ in true }), .switchTo("Zen"))
+        XCTAssertEqual(BLASCorePolicy.decide(reportedCore: "Prescott", cpuFlags: Self.avx512bf16, cpu: zen4, environment: [:],
+                                             isAvailable: { $0 != "Zen" }), .switchTo("Cooperlake"))
+        // Zen 3 (same family, no AVX-512), Intel, other AMD families, a library without Zen, the user's settings: unchanged.
+        XCTAssertEqual(BLASCorePolicy.decide(reportedCore: "Zen", cpuFlags: Self.avx2, cpu: zen4, environment: [:],
+                                             isAvailable: { _ in true }), .keep(.alreadyGood))
+        XCTAssertEqual(BLASCorePolicy.decide(reportedCore: "Zen", cpuFlags: Self.avx512bf16, cpu: zen4, environment: [:],
+                                             isAvailable: { _ in true }), .keep(.alreadyGood))
+        XCTAssertEqual(BLASCorePolicy.decide(reportedCore: "Cooperlake", cpuFlags: Self.avx512bf16,
+                                             cpu: .init(vendor: "GenuineIntel", family: 6), environment: [:],
+                                             isAvailable: { _ in true }), .keep(.alreadyGood))
+        XCTAssertEqual(BLASCorePolicy.decide(reportedCore: "SkylakeX", cpuFlags: Self.avx512,
+                                             cpu: .init(vendor: "AuthenticAMD", family: 26), environment: [:],
+                                             isAvailable: { _ in true }), .keep(.alreadyGood))
+        XCTAssertEqual(BLASCorePolicy.decide(reportedCore: "Cooperlake", cpuFlags: Self.avx512bf16, cpu: zen4, environment: [:],
+                                             isAvailable: { $0 != "Zen" }), .keep(.alreadyGood))
+        XCTAssertEqual(BLASCorePolicy.decide(reportedCore: "Cooperlake", cpuFlags: Self.avx512bf16, cpu: zen4,
+                                             environment: ["OPENBLAS_CORETYPE": "Cooperlake"], isAvailable: { _ in true }),
+                       .keep(.userCoreType))
+        XCTAssertEqual(BLASCorePolicy.decide(reportedCore: "Cooperlake", cpuFlags: Self.avx512bf16, cpu: zen4,
+                                             environment: ["NEURALCORE_BLAS_CORE": "off"], isAvailable: { _ in true }),
+                       .keep(.optedOut))
+        XCTAssertEqual(BLASCorePolicy.decide(reportedCore: "Cooperlake", cpuFlags: Self.avx512bf16, cpu: zen4,
+                                             environment: ["NEURALCORE_BLAS_CORE": "Cooperlake"], isAvailable: { _ in true }),
+                       .keep(.alreadyGood))
+    }
+
+    func testCPUModelFromProcCPUInfo() {
+        let text = "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 17\nflags\t\t: fpu avx2\n\n"
+            + "processor\t: 1\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\n"
+        XCTAssertEqual(BLASCorePolicy.cpuModel(fromCPUInfo: text), .init(vendor: "AuthenticAMD", family: 25))
+        XCTAssertNil(BLASCorePolicy.cpuModel(fromCPUInfo: "processor\t: 0\nflags\t\t: fpu\n"))
+        XCTAssertNil(BLASCorePolicy.cpuModel(fromCPUInfo: "vendor_id\t: AuthenticAMD\ncpu family\t: x\n"))
+    }
+
     func testRowAlignmentOfTheCores() {
         for core in ["SkylakeX", "Cooperlake", "Sandybridge", "cooperlake"] {
             XCTAssertEqual(BLASCorePolicy.rowAlignment(core: core), 1, core)
@@ -110,8 +153,8 @@ final class BLASCorePolicyTests: XCTestCase {
     }
 }
 
-/// ``BLAS/rowAlignment``: through ``sgemm(transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)``,
-/// a row of a product comes out the same, bit for bit, in every product whose row
+/// ``BLAS/rowAlignment``: through ``sgemm(transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:rowExact:)``
+/// with `rowExact`, a row of a product comes out the same, bit for bit, in every product whose row
 /// count is a multiple of the alignment, at every place with the same remainder,
 /// at the same thread count (one, two): on the core in force here and, in a child
 /// process, on OpenBLAS's Haswell kernel (alignment 12).
@@ -153,12 +196,13 @@ func assertRowsIndependentOfTheProduct(_ label: String, file: StaticString = #fi
             Threading.setThreadCount(threads)
             var whole = [Float](repeating: .nan, count: total * n)
             sgemm(transposeA: transposeA, transposeB: transposeB, m: total, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb,
-                  c: &whole, ldc: n)
+                  c: &whole, ldc: n, rowExact: true)
             for (start, rows) in cuts {
                 var part = [Float](repeating: .nan, count: rows * n)
                 a.withUnsafeBufferPointer { a in
                     sgemm(transposeA: transposeA, transposeB: transposeB, m: rows, n: n, k: k,
-                          a: a.baseAddress! + (transposeA ? start : start * k), lda: lda, b: b, ldb: ldb, c: &part, ldc: n)
+                          a: a.baseAddress! + (transposeA ? start : start * k), lda: lda, b: b, ldb: ldb, c: &part, ldc: n,
+                          rowExact: true)
                 }
                 XCTAssertEqual(part, Array(whole[(start * n)..<((start + rows) * n)]),
                                "\(label): rows \(start)..<\(start + rows) of \(total), \(n)×\(k), transposeA \(transposeA), "

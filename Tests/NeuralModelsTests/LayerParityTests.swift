@@ -62,8 +62,10 @@ final class LayerParityTests: XCTestCase {
                     let start = (b * tokens + row) * width
                     expected += full[start..<(start + width)]
                 }
-                assertClose(layer.forward(pooling: row, of: x, causal: causal).floats(), expected, tolerance: 1e-5,
-                            "clip_layer pooled row \(row) causal=\(causal)")
+                for batchExact in [false, true] {
+                    assertClose(layer.forward(pooling: row, of: x, causal: causal, batchExact: batchExact).floats(), expected,
+                                tolerance: 1e-5, "clip_layer pooled row \(row) causal=\(causal) batchExact=\(batchExact)")
+                }
             }
         }
         // LayerNorm on its own, as the layer's first step.

@@ -73,8 +73,10 @@ public enum BLAS {
     /// the `OPENBLAS_CORETYPE` that would be faster; nil otherwise.
     public static var advice: String? {
         let selection = state
-        guard let better = selection.better, !selection.switched else { return nil }
-        return "OpenBLAS is using its generic \(selection.reported ?? "?") kernel on this CPU (\(selection.note)); "
+        guard let better = selection.better, !selection.switched,
+              let reported = selection.reported, let tier = BLASCorePolicy.tiers[reported.lowercased()], tier < .avx2
+        else { return nil }
+        return "OpenBLAS is using its generic \(reported) kernel on this CPU (\(selection.note)); "
             + "OPENBLAS_CORETYPE=\(better) makes matrix products several times faster"
     }
 
@@ -85,14 +87,15 @@ public enum BLAS {
     /// kernel, the Swift loops); 12 for OpenBLAS's other kernels, which sum rows
     /// in blocks of 12 whose two halves, and the remainder blocks, sum differently,
     /// and sum a row differently again when its columns are split differently.
-    /// There, ``sgemm(transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)``
-    /// splits products between threads along the columns only, at places fixed
-    /// by `N` and the thread count, so a row's result is the same in any product
-    /// with the same `N`, `K` and thread count whose row count is a multiple of 12,
-    /// at any place with the same remainder modulo 12. Batched towers lay each
-    /// sequence out at a multiple of this many rows, so that a batch equals its
-    /// sequences one at a time, bit for bit. (``BLASCorePolicy/rowAlignment(core:)``
-    /// says how the cores were checked; with Accelerate this is 1, not verified.)
+    /// There, ``sgemm(transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:rowExact:)``
+    /// with `rowExact` splits a product between threads along the columns only, at
+    /// places fixed by `N` and the thread count, so a row's result is the same in
+    /// any such product with the same `N`, `K` and thread count whose row count is
+    /// a multiple of 12, at any place with the same remainder modulo 12. Batched
+    /// towers lay each sequence out at a multiple of this many rows and use such
+    /// products, so that a batch equals its sequences one at a time, bit for bit.
+    /// (`BLASCorePolicy.rowAlignment(core:)` says how the cores were checked;
+    /// with Accelerate this is 1, not verified.)
     public static var rowAlignment: Int {
         #if canImport(CBLAS) && !canImport(Accelerate)
         BLASCorePolicy.rowAlignment(core: core ?? "unknown")
@@ -104,7 +107,7 @@ public enum BLAS {
     // MARK: - Calls
 
     /// `C = alpha · op(A) · op(B) + beta · C`, row-major, through the provider
-    /// (see ``sgemm(transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)``).
+    /// (see ``sgemm(transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:rowExact:)``).
     static func sgemm(
         transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
         a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
@@ -178,7 +181,8 @@ public enum BLAS {
         #endif
         #if canImport(CBLAS) && !canImport(Accelerate) && os(Linux)
         let reported = currentCore ?? "unknown"
-        let flags = BLASCorePolicy.cpuFlags(fromCPUInfo: (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? "")
+        let cpuInfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+        let flags = BLASCorePolicy.cpuFlags(fromCPUInfo: cpuInfo), cpu = BLASCorePolicy.cpuModel(fromCPUInfo: cpuInfo)
         let environment = ProcessInfo.processInfo.environment
         let isAvailable = { (core: String) in OpenBLASDynamicCore.hasCore(core) }
         // The core a user could set by hand when the process keeps a generic one.
@@ -186,15 +190,17 @@ public enum BLAS {
         unswitched[BLASCorePolicy.optOutVariable] = nil
         unswitched["OPENBLAS_CORETYPE"] = nil
         let better: String? = if case let .switchTo(core) = BLASCorePolicy.decide(
-            reportedCore: reported, cpuFlags: flags, environment: unswitched, isAvailable: isAvailable) { core } else { nil }
-        switch BLASCorePolicy.decide(reportedCore: reported, cpuFlags: flags, environment: environment, isAvailable: isAvailable) {
+            reportedCore: reported, cpuFlags: flags, cpu: cpu, environment: unswitched, isAvailable: isAvailable) { core } else { nil }
+        switch BLASCorePolicy.decide(reportedCore: reported, cpuFlags: flags, cpu: cpu, environment: environment,
+                                     isAvailable: isAvailable) {
         case let .keep(reason):
             return BLASCoreSelection(reported: reported, chosen: reported, note: "kept (\(reason.rawValue))",
                                      better: reason == .userCoreType ? nil : better)
         case let .switchTo(core):
             let tier = BLASCorePolicy.tier(of: flags)
             let why = environment[BLASCorePolicy.optOutVariable].map { "\(BLASCorePolicy.optOutVariable)=\($0)" }
-                ?? (tier == .avx512 ? "AVX-512 CPU" : tier == .avx2 ? "AVX2 CPU" : "AVX CPU")
+                ?? (BLASCorePolicy.isZen4(cpu, flags: flags) ? "AMD Zen 4, faster with AVX2 kernels"
+                    : tier == .avx512 ? "AVX-512 CPU" : tier == .avx2 ? "AVX2 CPU" : "AVX CPU")
             if OpenBLASDynamicCore.switchCore(to: core) {
                 return BLASCoreSelection(reported: reported, chosen: core, note: "switched from \(reported) (\(why))",
                                          better: better)

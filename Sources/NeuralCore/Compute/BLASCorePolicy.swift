@@ -15,11 +15,16 @@ import Foundation
 /// 2. ``optOutVariable`` (`NEURALCORE_BLAS_CORE`) set to `off`/`0`/`no`/`false`/
 ///    `keep`: nothing changes. Set to a core name: switch to that core (for tests
 ///    and for users who want this process, not its children, on another core).
-/// 3. The reported core is below the AVX2 tier (an SSE or AVX-only generic
+/// 3. The CPU is an AMD Zen 4 (family 19h with AVX-512; Zen 3, the same family,
+///    has none) and the core is not Zen: switch to Zen. OpenBLAS 0.3.21 gives Zen
+///    4 its AVX-512 Cooperlake kernel, but Zen 4 runs 512-bit operations as two
+///    256-bit halves, and the Zen (AVX2) kernel ran the ViT-L/14 tower and the
+///    chain step faster (Docs/performance.md).
+/// 4. The reported core is below the AVX2 tier (an SSE or AVX-only generic
 ///    kernel) and the CPU supports a better tier: switch to the best core of the
 ///    CPU's tier that the library carries (Cooperlake with AVX512-BF16, else
 ///    SkylakeX, for AVX-512 F/BW/DQ/VL; Haswell for AVX2 + FMA; Sandybridge for AVX).
-/// 4. Otherwise keep: a core at the AVX2 tier or above is OpenBLAS's deliberate
+/// 5. Otherwise keep: a core at the AVX2 tier or above is OpenBLAS's deliberate
 ///    choice (Haswell or Zen on some AVX-512 CPUs) and close to the best.
 enum BLASCorePolicy {
     /// The environment variable that opts out of (`off`) or forces (a core name)
@@ -84,13 +89,42 @@ enum BLASCorePolicy {
         return .sse
     }
 
+    /// The CPU's maker and family, as `/proc/cpuinfo` gives them.
+    struct CPUModel: Equatable, Sendable {
+        /// `vendor_id`, e.g. "AuthenticAMD", "GenuineIntel".
+        let vendor: String
+        /// `cpu family`, e.g. 25 (19h: AMD Zen 3 and Zen 4), 6 (Intel).
+        let family: Int
+
+        /// An AMD Zen 3 or Zen 4 (family 19h).
+        var isAMDFamily19h: Bool { vendor == "AuthenticAMD" && family == 0x19 }
+    }
+
+    /// The vendor and family on the first processor's lines of a `/proc/cpuinfo`
+    /// text, or nil when either is missing.
+    static func cpuModel(fromCPUInfo text: String) -> CPUModel? {
+        func value(_ key: String) -> String? {
+            guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix(key) }),
+                  let colon = line.firstIndex(of: ":") else { return nil }
+            return line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+        }
+        guard let vendor = value("vendor_id"), let family = value("cpu family").flatMap({ Int($0) }) else { return nil }
+        return CPUModel(vendor: vendor, family: family)
+    }
+
+    /// An AMD Zen 4: family 19h with AVX-512 (rule 3).
+    static func isZen4(_ cpu: CPUModel?, flags: Set<String>) -> Bool {
+        cpu?.isAMDFamily19h == true && tier(of: flags) == .avx512
+    }
+
     /// Decides what to do.
     /// - Parameters:
     ///   - reportedCore: the core OpenBLAS picked (`openblas_get_corename()`).
     ///   - cpuFlags: the CPU's feature flags as Linux spells them (`avx512f`, `fma`, …).
+    ///   - cpu: the CPU's vendor and family (nil: unknown).
     ///   - environment: the process environment.
     ///   - isAvailable: whether the library carries a core (a `gotoblas_<NAME>` table).
-    static func decide(reportedCore: String, cpuFlags: Set<String>, environment: [String: String],
+    static func decide(reportedCore: String, cpuFlags: Set<String>, cpu: CPUModel? = nil, environment: [String: String],
                        isAvailable: (String) -> Bool) -> Decision {
         if let coreType = environment["OPENBLAS_CORETYPE"], !coreType.isEmpty { return .keep(.userCoreType) }
         if let setting = environment[optOutVariable]?.trimmingCharacters(in: .whitespacesAndNewlines), !setting.isEmpty, setting.lowercased() != "auto" {
@@ -99,6 +133,7 @@ enum BLASCorePolicy {
             if forced.lowercased() == reportedCore.lowercased() { return .keep(.alreadyGood) }
             return isAvailable(forced) ? .switchTo(forced) : .keep(.noBetterCore)
         }
+        if isZen4(cpu, flags: cpuFlags), reportedCore.lowercased() != "zen", isAvailable("Zen") { return .switchTo("Zen") }
         guard let current = tiers[reportedCore.lowercased()], current < .avx2 else { return .keep(.alreadyGood) }
         let best = tier(of: cpuFlags)
         guard best > current else { return .keep(.noBetterCore) }

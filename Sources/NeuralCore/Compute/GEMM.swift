@@ -12,9 +12,15 @@
 /// its rows one at a time, bit for bit); the rest in the BLAS
 /// (``sgemmBLAS(transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)``),
 /// split between ``Threading``'s threads when large: along the longer side of
-/// `C` (along the columns only where ``BLAS/rowAlignment`` is above 1), each part
-/// one single-threaded BLAS call (inside a ``Threading/parallelFor(_:_:)`` body the
-/// product runs whole on the calling thread).
+/// `C`, each part one single-threaded BLAS call (inside a ``Threading/parallelFor(_:_:)``
+/// body the product runs whole on the calling thread).
+///
+/// With `rowExact` (batched towers), a row's result must not depend on how many
+/// rows the product has: where the BLAS kernel's sums depend on that
+/// (``BLAS/rowAlignment`` above 1) the product is split along its columns only,
+/// on a decision from `n` and `k` alone, so rows at the same place modulo the
+/// alignment of products whose row counts are multiples of it come out alike.
+/// Elsewhere `rowExact` changes nothing.
 public func sgemm(
     transposeA: Bool = false, transposeB: Bool = false,
     m: Int, n: Int, k: Int,
@@ -22,7 +28,8 @@ public func sgemm(
     a: UnsafePointer<Float>, lda: Int,
     b: UnsafePointer<Float>, ldb: Int,
     beta: Float = 0,
-    c: UnsafeMutablePointer<Float>, ldc: Int
+    c: UnsafeMutablePointer<Float>, ldc: Int,
+    rowExact: Bool = false
 ) {
     guard m > 0, n > 0 else { return }
     if m <= skinnyMaxRows && !transposeA {
@@ -35,7 +42,7 @@ public func sgemm(
     }
     let threads = Threading.threadCount
     let canSplit = threads > 1 && BLAS.runsSingleThreaded && !Threading.isInParallelLoop
-    let alignment = BLAS.rowAlignment
+    let alignment = rowExact ? BLAS.rowAlignment : 1
     if alignment > 1 {
         // Whether to split is decided as for `alignment` rows, so that it does not depend on `m` either.
         let split = canSplit && 2 * Double(alignment) * Double(n) * Double(k) >= parallelGEMMFlops
@@ -75,8 +82,8 @@ public func sgemm(
     }
 }
 
-/// The BLAS path of ``sgemm(transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)``
-/// for kernels whose sums for a row depend on the product's shape
+/// The BLAS path of ``sgemm(transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:rowExact:)``
+/// with `rowExact`, for kernels whose sums for a row depend on the product's shape
 /// (``BLAS/rowAlignment`` > 1): split between `threads` threads along the
 /// columns only, at places that depend on `n` and the thread count alone (these
 /// kernels sum a row differently in parts of other widths, and differently again
@@ -108,7 +115,7 @@ func sgemmInColumnParts(
 /// (smaller ones cost less than waking a thread).
 let parallelGEMMFlops = 4_000_000.0
 
-/// ``sgemm(transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)`` always
+/// ``sgemm(transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:rowExact:)`` always
 /// through the BLAS, whatever the shape (for benchmarks and tests that compare
 /// the two).
 public func sgemmBLAS(
@@ -134,7 +141,7 @@ public func sgemvBLAS(rows: Int, cols: Int, alpha: Float = 1, a: UnsafePointer<F
     BLAS.sgemv(rows: rows, cols: cols, alpha: alpha, a: a, lda: lda, x: x, beta: beta, y: y)
 }
 
-/// Naive twin of ``sgemm(transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)``:
+/// Naive twin of ``sgemm(transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:rowExact:)``:
 /// the triple loop, accumulated in `Double`.
 public func sgemmNaive(
     transposeA: Bool = false, transposeB: Bool = false,
@@ -174,11 +181,12 @@ public func sgemmNaive(
 ///   - outFeatures: `O`, the width of `y`.
 ///   - ldx: the row stride of `x` (default `inFeatures`).
 ///   - ldy: the row stride of `y` (default `outFeatures`).
+///   - rowExact: see ``sgemm(transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:rowExact:)``.
 public func linearForward(
     _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
     weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
     rows: Int, inFeatures: Int, outFeatures: Int,
-    ldx: Int? = nil, ldy: Int? = nil
+    ldx: Int? = nil, ldy: Int? = nil, rowExact: Bool = false
 ) {
     let ldy = ldy ?? outFeatures
     if let bias {
@@ -186,10 +194,10 @@ public func linearForward(
     }
     sgemm(transposeB: true, m: rows, n: outFeatures, k: inFeatures,
           a: x, lda: ldx ?? inFeatures, b: weight, ldb: inFeatures,
-          beta: bias == nil ? 0 : 1, c: y, ldc: ldy)
+          beta: bias == nil ? 0 : 1, c: y, ldc: ldy, rowExact: rowExact)
 }
 
-/// Naive twin of ``linearForward(_:_:weight:bias:rows:inFeatures:outFeatures:ldx:ldy:)``
+/// Naive twin of ``linearForward(_:_:weight:bias:rows:inFeatures:outFeatures:ldx:ldy:rowExact:)``
 /// (contiguous rows).
 public func linearForwardNaive(
     _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,

@@ -9,7 +9,7 @@ import Darwin
 
 /// The one setting for how many threads the library computes with, and its one
 /// thread pool. Large matrix products are split between these threads (each part
-/// a single-threaded BLAS call, see ``sgemm(transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)``),
+/// a single-threaded BLAS call, see ``sgemm(transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:rowExact:)``),
 /// as are the Swift kernels' loops (attention heads, LayerNorm and activation
 /// rows); the BLAS runs no threads of its own that could compete with them. A loop
 /// started inside another's body runs inline on its thread.

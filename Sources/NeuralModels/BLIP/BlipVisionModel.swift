@@ -69,7 +69,7 @@ public struct BlipEncoderLayer: Sendable {
         let block = PreNormBlock(layerNorm1: layerNorm1, qkv: .fused(selfAttention.qkv),
                                  outputProjection: selfAttention.projection, layerNorm2: layerNorm2, fc1: mlp.fc1, fc2: mlp.fc2,
                                  activation: mlp.activation, heads: selfAttention.heads)
-        hidden.withUnsafeMutableFloats { block.forward($0.baseAddress!, batch: batch, tokens: tokens, causal: false) }
+        hidden.withUnsafeMutableFloats { block.forward($0.baseAddress!, batch: batch, tokens: tokens, causal: false, batchExact: true) }
     }
 }
 

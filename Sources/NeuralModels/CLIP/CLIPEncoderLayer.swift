@@ -139,7 +139,7 @@ public struct CLIPEncoderLayer: Sendable {
     /// Applies the block to `x` `[B, T, C]`; `causal` masks future tokens.
     public func callAsFunction(_ x: Tensor, causal: Bool) -> Tensor {
         var output = x.asF32()
-        forward(inPlace: &output, causal: causal)
+        forward(inPlace: &output, causal: causal, batchExact: true)
         return output
     }
 
@@ -148,29 +148,34 @@ public struct CLIPEncoderLayer: Sendable {
         let (batch, tokens, width) = (x.shape[0], x.shape[1], x.shape[2])
         var output = x.asF32()
         var keysValues = Tensor(zeros: [batch * tokens, 2 * width])
-        keysValues.withUnsafeMutableFloats { kv in forward(inPlace: &output, causal: causal, keysValues: kv.baseAddress!) }
+        keysValues.withUnsafeMutableFloats { kv in forward(inPlace: &output, causal: causal, keysValues: kv.baseAddress!, batchExact: true) }
         return (output, keysValues.gatheringColumns(0..<width, shape: [batch, tokens, width]),
                 keysValues.gatheringColumns(width..<(2 * width), shape: [batch, tokens, width]))
     }
 
     /// Applies the block to `hidden` `[B, T, C]` in place (the residual stream of a
     /// tower's layer loop: nothing is allocated), optionally writing every token's
-    /// key and value to `keysValues` `[B·T, 2C]`.
-    func forward(inPlace hidden: inout Tensor, causal: Bool, keysValues: UnsafeMutablePointer<Float>? = nil) {
+    /// key and value to `keysValues` `[B·T, 2C]`. `batchExact`: each sequence's
+    /// result equals its own alone, bit for bit (the image tower; see
+    /// `PreNormBlock.forward(_:batch:tokens:causal:keysValues:batchExact:)`).
+    func forward(inPlace hidden: inout Tensor, causal: Bool, keysValues: UnsafeMutablePointer<Float>? = nil,
+                 batchExact: Bool) {
         let (batch, tokens) = (hidden.shape[0], hidden.shape[1])
         hidden.withUnsafeMutableFloats {
-            block.forward($0.baseAddress!, batch: batch, tokens: tokens, causal: causal, keysValues: keysValues)
+            block.forward($0.baseAddress!, batch: batch, tokens: tokens, causal: causal, keysValues: keysValues,
+                          batchExact: batchExact)
         }
     }
 
     /// The block's output at row `row` of each sequence of `x` `[B, T, C]` only:
     /// `[B, C]` (a tower's last layer when one token per sequence is pooled).
-    func forward(pooling row: Int, of x: Tensor, causal: Bool) -> Tensor {
+    func forward(pooling row: Int, of x: Tensor, causal: Bool, batchExact: Bool) -> Tensor {
         let (batch, tokens, width) = (x.shape[0], x.shape[1], x.shape[2])
         let input = x.asF32()
         return Tensor(shape: [batch, width]) { out in
             withExtendedLifetime(input) {
-                block.forward(pooling: row, of: input.unsafeFloatPointer, batch: batch, tokens: tokens, causal: causal, into: out)
+                block.forward(pooling: row, of: input.unsafeFloatPointer, batch: batch, tokens: tokens, causal: causal,
+                              batchExact: batchExact, into: out)
             }
         }
     }

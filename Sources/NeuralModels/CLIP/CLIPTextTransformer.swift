@@ -55,7 +55,7 @@ public struct CLIPTextTransformer: Sendable {
         var all: [Tensor] = []
         for layer in layers {
             if allHiddenStates { all.append(hidden) }
-            layer.forward(inPlace: &hidden, causal: true)
+            layer.forward(inPlace: &hidden, causal: true, batchExact: false)
         }
         if allHiddenStates { all.append(hidden) }
         return (hidden, all)
@@ -72,8 +72,8 @@ public struct CLIPTextTransformer: Sendable {
         guard tokens > 0 else { throw ModelInputError.emptySequence }
         var hidden = try embeddings(ids)
         guard let last = layers.last else { return hidden.gatheringRows(ids.indices.map { Int32($0 * tokens + tokens - 1) }) }
-        for layer in layers.dropLast() { layer.forward(inPlace: &hidden, causal: true) }
-        return last.forward(pooling: tokens - 1, of: hidden, causal: true)
+        for layer in layers.dropLast() { layer.forward(inPlace: &hidden, causal: true, batchExact: false) }
+        return last.forward(pooling: tokens - 1, of: hidden, causal: true, batchExact: false)
     }
 
     /// Runs `tokens` (a prompt's ids without its end token) once and keeps every
@@ -85,7 +85,7 @@ public struct CLIPTextTransformer: Sendable {
         var keys: [Tensor] = [], values: [Tensor] = []
         for layer in layers {
             var keysValues = Tensor(zeros: [tokens.count, 2 * width])
-            keysValues.withUnsafeMutableFloats { layer.forward(inPlace: &hidden, causal: true, keysValues: $0.baseAddress!) }
+            keysValues.withUnsafeMutableFloats { layer.forward(inPlace: &hidden, causal: true, keysValues: $0.baseAddress!, batchExact: false) }
             keys.append(keysValues.gatheringColumns(0..<width, shape: [tokens.count, width]))
             values.append(keysValues.gatheringColumns(width..<(2 * width), shape: [tokens.count, width]))
         }

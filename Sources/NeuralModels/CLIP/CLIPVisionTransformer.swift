@@ -52,7 +52,7 @@ public struct CLIPVisionTransformer: Sendable {
         var all: [Tensor] = []
         for layer in layers {
             if allHiddenStates { all.append(hidden) }
-            layer.forward(inPlace: &hidden, causal: false)
+            layer.forward(inPlace: &hidden, causal: false, batchExact: true)
         }
         if allHiddenStates { all.append(hidden) }
         return (hidden, all)
@@ -66,8 +66,8 @@ public struct CLIPVisionTransformer: Sendable {
     public func pooledOutput(_ pixels: Tensor) throws -> Tensor {
         var hidden = try normalizedEmbeddings(pixels)
         guard let last = layers.last else { return pooled(hidden) }
-        for layer in layers.dropLast() { layer.forward(inPlace: &hidden, causal: false) }
-        return postLayerNorm(last.forward(pooling: 0, of: hidden, causal: false))
+        for layer in layers.dropLast() { layer.forward(inPlace: &hidden, causal: false, batchExact: true) }
+        return postLayerNorm(last.forward(pooling: 0, of: hidden, causal: false, batchExact: true))
     }
 
     /// `pre_layrnorm` of the embeddings, in place.

@@ -41,18 +41,18 @@ enum QKVProjection {
     /// side by side into `out` (`[rows, parts.count·C]`, row stride `ldo`); one
     /// product when the parts are contiguous in a fused weight.
     func project(_ out: UnsafeMutablePointer<Float>, ldo: Int, _ x: UnsafePointer<Float>, ldx: Int, rows: Int,
-                 width: Int, parts: Range<Int>) {
+                 width: Int, parts: Range<Int>, rowExact: Bool = false) {
         withExtendedLifetime(tensors) {
             if case .fused = self {
                 let (weight, bias) = part(parts.lowerBound, width: width)
                 linearForward(out, x, weight: weight, bias: bias, rows: rows, inFeatures: width,
-                              outFeatures: parts.count * width, ldx: ldx, ldy: ldo)
+                              outFeatures: parts.count * width, ldx: ldx, ldy: ldo, rowExact: rowExact)
                 return
             }
             for (slot, index) in parts.enumerated() {
                 let (weight, bias) = part(index, width: width)
                 linearForward(out + slot * width, x, weight: weight, bias: bias, rows: rows, inFeatures: width,
-                              outFeatures: width, ldx: ldx, ldy: ldo)
+                              outFeatures: width, ldx: ldx, ldy: ldo, rowExact: rowExact)
             }
         }
     }
@@ -75,14 +75,16 @@ struct PreNormBlock {
     /// Runs the block in place on `hidden` `[B·T, C]` (`batch` sequences of
     /// `tokens` tokens), each sequence attending to itself (causally when
     /// `causal`). With `keysValues` (`[B·T, 2C]`), also writes every token's
-    /// attention key and value there (for a prefix cache). Each sequence's result
-    /// equals the sequence's alone, bit for bit: where the BLAS kernel's sums for a
-    /// row depend on the row's place in the product (``BLAS/rowAlignment`` > 1),
-    /// the block runs on a copy with each sequence padded to a multiple of that
-    /// many rows.
+    /// attention key and value there (for a prefix cache). With `batchExact`
+    /// (the image towers), each sequence's result equals the sequence's alone, bit
+    /// for bit: where the BLAS kernel's sums for a row depend on the row's place in
+    /// the product (``BLAS/rowAlignment`` > 1), the block runs on a copy with each
+    /// sequence padded to a multiple of that many rows, and its products are
+    /// `rowExact`. Without it (text batches, where short sequences would mostly be
+    /// padding) a sequence's last bits may depend on the batch on such kernels.
     func forward(_ hidden: UnsafeMutablePointer<Float>, batch: Int, tokens: Int, causal: Bool,
-                 keysValues: UnsafeMutablePointer<Float>? = nil) {
-        let alignment = BLAS.rowAlignment, c = width
+                 keysValues: UnsafeMutablePointer<Float>? = nil, batchExact: Bool) {
+        let alignment = batchExact ? BLAS.rowAlignment : 1, c = width
         let stride = (tokens + alignment - 1) / alignment * alignment
         guard stride != tokens else {
             forward(hidden, batch: batch, tokens: tokens, sequenceRows: tokens, causal: causal, keysValues: keysValues)
@@ -98,7 +100,7 @@ struct PreNormBlock {
         }
     }
 
-    /// ``forward(_:batch:tokens:causal:keysValues:)`` on sequences laid out
+    /// ``forward(_:batch:tokens:causal:keysValues:batchExact:)`` on sequences laid out
     /// `sequenceRows` ≥ `tokens` rows apart in `hidden` (the rows after each
     /// sequence's tokens are padding: carried through the products, never attended
     /// to, their values discarded); `keysValues` is unpadded.
@@ -112,7 +114,7 @@ struct PreNormBlock {
                 layerNormAddingBias(normed, ldy: c, hidden, ldx: c, addend: outputProjection.bias?.unsafeFloatPointer,
                                     weight: layerNorm1.weight.unsafeFloatPointer, bias: layerNorm1.bias.unsafeFloatPointer,
                                     rows: rows, cols: c, eps: layerNorm1.eps)
-                qkv.project(wide, ldo: 3 * c, normed, ldx: c, rows: rows, width: c, parts: 0..<3)
+                qkv.project(wide, ldo: 3 * c, normed, ldx: c, rows: rows, width: c, parts: 0..<3, rowExact: true)
                 if let keysValues {
                     for b in 0..<batch {
                         for t in 0..<tokens {
@@ -126,8 +128,8 @@ struct PreNormBlock {
                     causal ? SoftmaxMask(causalOffset: 0) : .none
                 }
                 sgemm(transposeB: true, m: rows, n: c, k: c, a: normed, lda: c, b: outputProjection.weight.unsafeFloatPointer,
-                      ldb: c, beta: 1, c: hidden, ldc: c)
-                feedForward(hidden, rows: rows, normed: normed, inner: wide)
+                      ldb: c, beta: 1, c: hidden, ldc: c, rowExact: true)
+                feedForward(hidden, rows: rows, normed: normed, inner: wide, rowExact: true)
             }
         }
     }
@@ -137,11 +139,12 @@ struct PreNormBlock {
     /// row `row` of each of the `batch` sequences in `hidden` `[B·T, C]` (read
     /// only). A tower's last layer, when only one token per sequence is pooled
     /// (CLIP's class token, or the end token of a causal text). The pooled rows'
-    /// products run in groups of at most `skinnyMaxRows` rows and the keys and
-    /// values as in ``forward(_:batch:tokens:causal:keysValues:)``, so a
+    /// products run in groups of at most `skinnyMaxRows` rows and, with
+    /// `batchExact`, the keys and values sequence by sequence where the BLAS needs
+    /// it (see ``forward(_:batch:tokens:causal:keysValues:batchExact:)``), so a
     /// sequence's result does not depend on how many are encoded with it.
     func forward(pooling row: Int, of hidden: UnsafePointer<Float>, batch: Int, tokens: Int, causal: Bool,
-                 into out: UnsafeMutablePointer<Float>) {
+                 batchExact: Bool, into out: UnsafeMutablePointer<Float>) {
         let rows = batch * tokens, c = width, inner = fc1.outFeatures
         withExtendedLifetime(self) {
             // [rows, C] normalised input, [rows, 2C] keys|values, [B, C] queries, [B, C] context, [B, I] fc1.
@@ -150,9 +153,9 @@ struct PreNormBlock {
                 let queries = keysValues + rows * 2 * c, context = queries + batch * c, wide = context + batch * c
                 layerNorm(normed, hidden, weight: layerNorm1.weight.unsafeFloatPointer, bias: layerNorm1.bias.unsafeFloatPointer,
                           rows: rows, cols: c, eps: layerNorm1.eps)
-                // Keys and values of every token; sequence by sequence where a row's sums
-                // depend on its place in the product (see forward(_:batch:tokens:causal:keysValues:)).
-                let sequencesPerProduct = BLAS.rowAlignment == 1 ? batch : 1
+                // Keys and values of every token; with batchExact, sequence by sequence where a
+                // row's sums depend on its place in the product.
+                let sequencesPerProduct = batchExact && BLAS.rowAlignment > 1 ? 1 : batch
                 for first in stride(from: 0, to: batch, by: sequencesPerProduct) {
                     qkv.project(keysValues + first * tokens * 2 * c, ldo: 2 * c, normed + first * tokens * c, ldx: c,
                                 rows: min(sequencesPerProduct, batch - first) * tokens, width: c, parts: 1..<3)
@@ -248,15 +251,15 @@ struct PreNormBlock {
     /// `hidden += fc2(act(fc1(ln2(hidden))))` for `rows` rows, with scratch
     /// `normed` (`[rows, C]`) and `inner` (`[rows, I]`).
     private func feedForward(_ hidden: UnsafeMutablePointer<Float>, rows: Int, normed: UnsafeMutablePointer<Float>,
-                             inner: UnsafeMutablePointer<Float>) {
+                             inner: UnsafeMutablePointer<Float>, rowExact: Bool = false) {
         let c = width, i = fc1.outFeatures
         layerNormAddingBias(normed, ldy: c, hidden, ldx: c, addend: fc2.bias?.unsafeFloatPointer,
                             weight: layerNorm2.weight.unsafeFloatPointer, bias: layerNorm2.bias.unsafeFloatPointer,
                             rows: rows, cols: c, eps: layerNorm2.eps)
         sgemm(transposeB: true, m: rows, n: i, k: c, a: normed, lda: c, b: fc1.weight.unsafeFloatPointer, ldb: c,
-              c: inner, ldc: i)
+              c: inner, ldc: i, rowExact: rowExact)
         addBiasAndActivate(inner, bias: fc1.bias?.unsafeFloatPointer, rows: rows, cols: i, activation)
         sgemm(transposeB: true, m: rows, n: c, k: i, a: inner, lda: i, b: fc2.weight.unsafeFloatPointer, ldb: i,
-              beta: 1, c: hidden, ldc: c)
+              beta: 1, c: hidden, ldc: c, rowExact: rowExact)
     }
 }
