@@ -18,8 +18,8 @@ import Foundation
 /// 3. The CPU is an AMD Zen 4 (family 19h with AVX-512; Zen 3, the same family,
 ///    has none) and the core is not Zen: switch to Zen. OpenBLAS 0.3.21 gives Zen
 ///    4 its AVX-512 Cooperlake kernel, but Zen 4 runs 512-bit operations as two
-///    256-bit halves, and the Zen (AVX2) kernel ran the ViT-L/14 tower and the
-///    chain step faster (Docs/performance.md).
+///    256-bit halves, and the Zen (AVX2) kernel ran ViT-L/14 at batch 1 6–17%
+///    faster, batches and the chain step even (Docs/performance.md).
 /// 4. The reported core is below the AVX2 tier (an SSE or AVX-only generic
 ///    kernel) and the CPU supports a better tier: switch to the best core of the
 ///    CPU's tier that the library carries (Cooperlake with AVX512-BF16, else
