@@ -157,16 +157,7 @@ final class DemoModelTests: XCTestCase {
     /// product (see `BLAS.rowAlignment`): in a child process, which selects that
     /// kernel before its first product.
     func testBatchesOfEightEqualOneAtATimeOnTheAVX2Kernel() throws {
-        #if os(Linux)
-        let words = Set(((try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? "").split(whereSeparator: \.isWhitespace))
-        guard BLAS.provider == "OpenBLAS", BLAS.core != nil, words.contains("avx2"), words.contains("fma") else {
-            throw XCTSkip("needs OpenBLAS on an AVX2 CPU")
-        }
-        try assertPassesInChildProcess("ClipInterrogatorTests.DemoModelTests/testBatchesOfEightEqualOneAtATime",
-                                       environment: ["NEURALCORE_BLAS_CORE": "Haswell"])
-        #else
-        throw XCTSkip("the kernel choice exists for OpenBLAS on Linux")
-        #endif
+        try assertPassesOnOpenBLASHaswellKernel("ClipInterrogatorTests.DemoModelTests/testBatchesOfEightEqualOneAtATime")
     }
 }
 

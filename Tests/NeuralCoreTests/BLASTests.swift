@@ -164,16 +164,7 @@ final class BLASRowAlignmentTests: XCTestCase {
     }
 
     func testRowsAreTheSameInEveryProductOnTheHaswellKernel() throws {
-        #if os(Linux)
-        let flags = BLASCorePolicy.cpuFlags(fromCPUInfo: (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? "")
-        guard BLAS.provider == "OpenBLAS", OpenBLASDynamicCore.hasCore("Haswell"), BLASCorePolicy.tier(of: flags) >= .avx2 else {
-            throw XCTSkip("needs a DYNAMIC_ARCH OpenBLAS on an AVX2 CPU")
-        }
-        try assertPassesInChildProcess("NeuralCoreTests.BLASCoreSwitchChild/testRowAlignmentOnHaswell",
-                                       environment: ["NEURALCORE_BLAS_CORE": "Haswell"])
-        #else
-        throw XCTSkip("the in-process switch exists for OpenBLAS on Linux")
-        #endif
+        try assertPassesOnOpenBLASHaswellKernel("NeuralCoreTests.BLASCoreSwitchChild/testRowAlignmentOnHaswell")
     }
 }
 

@@ -1,5 +1,8 @@
 import Foundation
 import XCTest
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Runs one XCTest method of this test binary in a child process, for what must
 /// happen before a process's first matrix product (choosing OpenBLAS's kernel):
@@ -27,4 +30,23 @@ public func assertPassesInChildProcess(_ test: String, environment: [String: Str
     XCTAssertEqual(process.terminationStatus, 0, "child \(test) failed:\n\(output)", file: file, line: line)
     XCTAssert(output.contains("Executed 1 test, with 0 failures"), "child \(test) did not run its test:\n\(output)",
               file: file, line: line)
+}
+
+/// ``assertPassesInChildProcess(_:environment:file:line:)`` with OpenBLAS's Haswell
+/// kernel forced (`NEURALCORE_BLAS_CORE=Haswell`): the kernel OpenBLAS picks by
+/// itself on CPUs with AVX2 but not AVX-512, whose sums for a row depend on the
+/// row's place in a product. Skips where it cannot run: not Linux, a CPU without
+/// AVX2 and FMA, or a BLAS without that kernel (no `gotoblas_HASWELL` table).
+public func assertPassesOnOpenBLASHaswellKernel(_ test: String, file: StaticString = #filePath, line: UInt = #line) throws {
+    #if os(Linux)
+    let words = Set(((try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? "").split(whereSeparator: \.isWhitespace))
+    let handle = dlopen(nil, RTLD_NOW)
+    defer { if let handle { dlclose(handle) } }
+    guard words.contains("avx2"), words.contains("fma"), dlsym(handle, "gotoblas_HASWELL") != nil else {
+        throw XCTSkip("needs a DYNAMIC_ARCH OpenBLAS on a CPU with AVX2 and FMA")
+    }
+    try assertPassesInChildProcess(test, environment: ["NEURALCORE_BLAS_CORE": "Haswell"], file: file, line: line)
+    #else
+    throw XCTSkip("the kernel choice exists for OpenBLAS on Linux")
+    #endif
 }
