@@ -43,7 +43,7 @@ public struct Linear: Sendable {
     /// Applies the layer to `[N, S, in]` sequences (→ `[N, S, out]`) so that each
     /// sequence's result equals the sequence's alone, bit for bit: as one product,
     /// or as N products of S rows where the BLAS kernel sums a row differently at
-    /// other places in a product (``BLAS/rowAlignment`` above 1).
+    /// other places in a product (`BLAS.rowAlignment` above 1).
     public func callAsFunction(sequences x: Tensor) -> Tensor {
         precondition(x.shape.count == 3 && x.shape[2] == inFeatures, "Linear(\(inFeatures)→\(outFeatures)) applied to \(x.shape)")
         guard BLAS.rowAlignment > 1, x.shape[0] > 1 else { return self(x) }

@@ -78,7 +78,7 @@ struct PreNormBlock {
     /// attention key and value there (for a prefix cache). With `batchExact`
     /// (the image towers), each sequence's result equals the sequence's alone, bit
     /// for bit: where the BLAS kernel's sums for a row depend on the row's place in
-    /// the product (``BLAS/rowAlignment`` > 1), the block runs on a copy with each
+    /// the product (`BLAS.rowAlignment` > 1), the block runs on a copy with each
     /// sequence padded to a multiple of that many rows, and its products are
     /// `rowExact`. Without it (text batches, where short sequences would mostly be
     /// padding) a sequence's last bits may depend on the batch on such kernels.
