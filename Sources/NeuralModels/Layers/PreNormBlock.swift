@@ -87,7 +87,8 @@ struct PreNormBlock {
         let alignment = batchExact ? BLAS.rowAlignment : 1, c = width
         let stride = (tokens + alignment - 1) / alignment * alignment
         guard stride != tokens else {
-            forward(hidden, batch: batch, tokens: tokens, sequenceRows: tokens, causal: causal, keysValues: keysValues)
+            forward(hidden, batch: batch, tokens: tokens, sequenceRows: tokens, causal: causal, keysValues: keysValues,
+                    rowExact: batchExact)
             return
         }
         Workspace.withScratch(batch * stride * c) { padded in
@@ -95,7 +96,8 @@ struct PreNormBlock {
                 (padded + b * stride * c).update(from: hidden + b * tokens * c, count: tokens * c)
                 (padded + (b * stride + tokens) * c).initialize(repeating: 0, count: (stride - tokens) * c)
             }
-            forward(padded, batch: batch, tokens: tokens, sequenceRows: stride, causal: causal, keysValues: keysValues)
+            forward(padded, batch: batch, tokens: tokens, sequenceRows: stride, causal: causal, keysValues: keysValues,
+                    rowExact: batchExact)
             for b in 0..<batch { (hidden + b * tokens * c).update(from: padded + b * stride * c, count: tokens * c) }
         }
     }
@@ -103,9 +105,10 @@ struct PreNormBlock {
     /// ``forward(_:batch:tokens:causal:keysValues:batchExact:)`` on sequences laid out
     /// `sequenceRows` ≥ `tokens` rows apart in `hidden` (the rows after each
     /// sequence's tokens are padding: carried through the products, never attended
-    /// to, their values discarded); `keysValues` is unpadded.
+    /// to, their values discarded); `keysValues` is unpadded. `rowExact`: the
+    /// products' (see ``sgemm(transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:rowExact:)``).
     private func forward(_ hidden: UnsafeMutablePointer<Float>, batch: Int, tokens: Int, sequenceRows: Int, causal: Bool,
-                         keysValues: UnsafeMutablePointer<Float>?) {
+                         keysValues: UnsafeMutablePointer<Float>?, rowExact: Bool) {
         let rows = batch * sequenceRows, c = width, inner = fc1.outFeatures
         withExtendedLifetime(self) {
             // [rows, C] normalised input / attention context, then [rows, max(3C, I)] q|k|v / fc1 output.
@@ -114,7 +117,7 @@ struct PreNormBlock {
                 layerNormAddingBias(normed, ldy: c, hidden, ldx: c, addend: outputProjection.bias?.unsafeFloatPointer,
                                     weight: layerNorm1.weight.unsafeFloatPointer, bias: layerNorm1.bias.unsafeFloatPointer,
                                     rows: rows, cols: c, eps: layerNorm1.eps)
-                qkv.project(wide, ldo: 3 * c, normed, ldx: c, rows: rows, width: c, parts: 0..<3, rowExact: true)
+                qkv.project(wide, ldo: 3 * c, normed, ldx: c, rows: rows, width: c, parts: 0..<3, rowExact: rowExact)
                 if let keysValues {
                     for b in 0..<batch {
                         for t in 0..<tokens {
@@ -128,8 +131,8 @@ struct PreNormBlock {
                     causal ? SoftmaxMask(causalOffset: 0) : .none
                 }
                 sgemm(transposeB: true, m: rows, n: c, k: c, a: normed, lda: c, b: outputProjection.weight.unsafeFloatPointer,
-                      ldb: c, beta: 1, c: hidden, ldc: c, rowExact: true)
-                feedForward(hidden, rows: rows, normed: normed, inner: wide, rowExact: true)
+                      ldb: c, beta: 1, c: hidden, ldc: c, rowExact: rowExact)
+                feedForward(hidden, rows: rows, normed: normed, inner: wide, rowExact: rowExact)
             }
         }
     }
