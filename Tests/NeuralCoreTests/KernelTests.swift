@@ -286,6 +286,22 @@ final class KernelTests: XCTestCase {
         XCTAssertEqual(fastExp(0), 1)
     }
 
+    /// The rational `fastErf` keeps the error its fit reports (Weights/fixtures/fit_erf.py:
+    /// 3.2e-7), is odd, and reaches ±1 exactly where `Float`'s `erf` does.
+    func testFastErfAcrossRange() {
+        var worst: Double = 0
+        var x: Float = -6
+        while x < 6 {
+            worst = max(worst, abs(Double(fastErf(x)) - erf(Double(x))))
+            XCTAssertEqual(fastErf(-x), -fastErf(x), "erf(\(x)) is odd")
+            x += 0.000_37
+        }
+        XCTAssertLessThan(worst, 3.3e-7, "fastErf absolute error")
+        XCTAssertEqual(fastErf(0), 0)
+        XCTAssertEqual(fastErf(4), 1)
+        XCTAssertEqual(fastErf(-100), -1)
+    }
+
     func testElementwiseMatchNaiveTwins() {
         for rows in [1, 3, 17] {
             for cols in Self.sizes {

@@ -28,18 +28,22 @@ public func fastExp(_ x: Float) -> Float {
     return y * Float(bitPattern: UInt32(bitPattern: exponent &<< 23))
 }
 
-/// The error function, Abramowitz & Stegun 7.1.26 (absolute error ≤ 1.5e-7), the
-/// same approximation PyTorch's vectorised CPU `erf` uses.
+/// The error function as `x·P(x²)/Q(x²)` for `|x| ≤ 3.95` and `±1` beyond (where
+/// `erf` rounds to ±1 in `Float`): a rational minimax fit of degree 5 over 5
+/// (`Weights/fixtures/fit_erf.py`), evaluated by Estrin's scheme; absolute error
+/// ≤ 3.2e-7 in `Float` arithmetic. No `exp` and one division: about 40% less
+/// time per GELU than Abramowitz & Stegun 7.1.26 (PyTorch's vectorised `erf`).
 @inlinable @inline(__always)
 public func fastErf(_ x: Float) -> Float {
-    let a = Swift.abs(x)
-    let t = 1 / (1 + 0.327_591_1 * a)
-    var p: Float = 1.061_405_429
-    p = p * t - 1.453_152_027
-    p = p * t + 1.421_413_741
-    p = p * t - 0.284_496_736
-    p = p * t + 0.254_829_592
-    let r = 1 - p * t * fastExp(-a * a)
+    var a = x < 0 ? -x : x
+    a = a > 3.95 ? 3.95 : a
+    let t = a * a, t2 = t * t, t4 = t2 * t2
+    let p = (1.128_379 + 0.194_036_02 * t) + t2 * (0.053_207_032 + 0.003_917_310_4 * t)
+        + t4 * (0.000_287_596_8 + 2.011_693_8e-6 * t)
+    let q = (1 + 0.505_291_46 * t) + t2 * (0.115_590_826 + 0.015_270_692 * t)
+        + t4 * (0.001_198_192 + 3.783_900_3e-5 * t)
+    var r = a * p / q
+    r = r > 1 ? 1 : r
     return x < 0 ? -r : r
 }
 
@@ -80,14 +84,15 @@ public func fastExp(_ x: SIMD8<Float>) -> SIMD8<Float> {
 @inlinable @inline(__always)
 public func fastErf(_ x: SIMD8<Float>) -> SIMD8<Float> {
     let negative = x .< 0
-    let a = x.replacing(with: -x, where: negative)
-    let t = 1 / (1 + 0.327_591_1 * a)
-    var p = SIMD8<Float>(repeating: 1.061_405_429)
-    p = p * t - 1.453_152_027
-    p = p * t + 1.421_413_741
-    p = p * t - 0.284_496_736
-    p = p * t + 0.254_829_592
-    let r = 1 - p * t * fastExp(-a * a)
+    var a = x.replacing(with: -x, where: negative)
+    a = a.replacing(with: 3.95, where: a .> 3.95)
+    let t = a * a, t2 = t * t, t4 = t2 * t2
+    var p = (SIMD8<Float>(repeating: 1.128_379) + 0.194_036_02 * t) + t2 * (0.053_207_032 + 0.003_917_310_4 * t)
+    p = p + t4 * (0.000_287_596_8 + 2.011_693_8e-6 * t)
+    var q = (SIMD8<Float>(repeating: 1) + 0.505_291_46 * t) + t2 * (0.115_590_826 + 0.015_270_692 * t)
+    q = q + t4 * (0.001_198_192 + 3.783_900_3e-5 * t)
+    var r = a * p / q
+    r = r.replacing(with: 1, where: r .> 1)
     // −0 − r, not 0 − r (SIMD negation), so that r = 0 turns into −0 as the scalar's `-r` does.
     return r.replacing(with: SIMD8<Float>(repeating: -0.0) - r, where: negative)
 }
