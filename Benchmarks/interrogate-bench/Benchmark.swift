@@ -209,6 +209,33 @@ struct InterrogateBench {
                 })
             }
         }
+        results.append(readBound(n: 1024, k: 4096, runs: runs))
         return results
+    }
+
+    /// What reading an `[n, k]` weight matrix alone allows a one-row product
+    /// (2 FLOPs per 4-byte weight, so GFLOP/s = GB/s ÷ 2): the matrix summed once
+    /// with eight independent 4-lane sums (plain Swift SIMD, as the skinny kernel),
+    /// from wherever repeated reads leave it (for 16 MB: the L3 cache).
+    static func readBound(n: Int, k: Int, runs: Int) -> Measurement {
+        let w = (0..<(n * k)).map { Float($0 % 5) * 0.01 }
+        let flops = 2 * Double(n * k)
+        var total: Float = 0
+        let result = measure(stage: "1 sgemm", "skinny 1x\(n)x\(k) read bound (its weights only read)", runs: runs,
+                             repeats: max(1, Int(2.5e9 / flops / 20)), flops: flops) {
+            total += w.withUnsafeBufferPointer { buffer in
+                let p = UnsafeRawPointer(buffer.baseAddress!)
+                var a = SIMD16<Float>(), b = a
+                var i = 0
+                while i + 32 <= buffer.count {
+                    a += p.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self)
+                    b += p.loadUnaligned(fromByteOffset: 4 * i + 64, as: SIMD16<Float>.self)
+                    i += 32
+                }
+                return (a + b).sum()
+            }
+        }
+        precondition(total.isFinite, "read bound: the sum keeps the reads")
+        return result
     }
 }
