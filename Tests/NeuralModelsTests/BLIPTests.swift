@@ -234,6 +234,34 @@ final class BLIPTests: XCTestCase {
         }
     }
 
+    /// A decoding step gives each sequence the same logits, bit for bit, whatever
+    /// is decoded beside it: 12 sequences (more rows than the skinny kernel takes,
+    /// so the step's products would otherwise go through the BLAS, which sums
+    /// rows in other ways than one row alone) against each sequence alone, for a
+    /// 3-token prompt (36 rows) and the step after it.
+    func testEachSequenceOfALargeBatchDecodesAsAlone() throws {
+        for name in Self.checkpoints {
+            let (captioner, golden) = try load(name)
+            let decoder = captioner.model.textDecoder
+            let context = decoder.imageContext(try captioner.model.visionModel.encode(golden.tensor("pixel_values")).imageEmbeds)
+            let (rows, vocab) = (12, decoder.vocabSize)
+            let imageOfRow = (0..<rows).map { $0 % context.inputCount }
+            let prompts = (0..<rows).map { r in (0..<3).map { (r * 131 + $0 * 17 + 5) % vocab } }
+            let next = (0..<rows).map { (r: Int) in (r * 37 + 11) % vocab }
+            var together = decoder.makeState(context: context, inputOfRow: imageOfRow, capacity: 4)
+            let first = try decoder.nextTokenLogits(prompts, state: &together).floats().map(\.bitPattern)
+            let second = try decoder.nextTokenLogits(next.map { [$0] }, state: &together).floats().map(\.bitPattern)
+            for r in 0..<rows {
+                var alone = decoder.makeState(context: context, inputOfRow: [imageOfRow[r]], capacity: 4)
+                let firstAlone = try decoder.nextTokenLogits([prompts[r]], state: &alone).floats().map(\.bitPattern)
+                let secondAlone = try decoder.nextTokenLogits([[next[r]]], state: &alone).floats().map(\.bitPattern)
+                let range = (r * vocab)..<((r + 1) * vocab)
+                XCTAssertEqual(zip(firstAlone, first[range]).filter { $0 != $1 }.count, 0, "\(name) sequence \(r), prompt step: logits that differ")
+                XCTAssertEqual(zip(secondAlone, second[range]).filter { $0 != $1 }.count, 0, "\(name) sequence \(r), next step: logits that differ")
+            }
+        }
+    }
+
     /// The KV cache is in use: after the first decoder call (the prompt), every
     /// call feeds exactly one new token per live sequence or beam.
     func testEachStepAfterThePromptProcessesOnlyTheNewTokens() throws {

@@ -184,7 +184,10 @@ public struct BertLayer: Sendable {
 // Port of the cache paths of transformers/models/blip/modeling_blip_text.py
 // (BlipTextSelfAttention with an EncoderDecoderCache): self-attention keys and
 // values are appended per step, cross-attention keys and values over the encoder
-// states are computed once and reused.
+// states are computed once and reused. Every product of these paths runs in groups
+// of at most `skinnyMaxRows` rows (`Linear(rowIndependent:)`), so a sequence's
+// states and logits are the same bits whatever is decoded beside it: any batch
+// size and beam count, on every BLAS kernel.
 
 /// The self-attention keys and values one decoder layer has seen, for `rows`
 /// sequences decoded in lockstep (all of the same ``length``).
@@ -289,7 +292,7 @@ extension BertAttention {
     public func callAsFunction(incremental x: Tensor, cache: inout BertKVCache) -> Tensor {
         let (rows, tokens, width) = (x.shape[0], x.shape[1], x.shape[2])
         precondition(rows == cache.rows && width == cache.width, "incremental attention: \(x.shape) vs cache of \(cache.rows)×\(cache.width)")
-        let q = query(x), k = key(x), v = value(x)
+        let q = query(rowIndependent: x), k = key(rowIndependent: x), v = value(rowIndependent: x)
         let past = cache.length
         withExtendedLifetime((k, v)) { cache.append(keys: k.unsafeFloatPointer, values: v.unsafeFloatPointer, tokens: tokens) }
         let total = cache.length, capacity = cache.capacity
@@ -311,7 +314,7 @@ extension BertAttention {
                 }
             }
         }
-        var projected = outputDense(context)
+        var projected = outputDense(rowIndependent: context)
         projected.add(x)
         return outputLayerNorm(projected)
     }
@@ -325,7 +328,7 @@ extension BertAttention {
         let sourceTokens = keys.shape[1]
         precondition(sourceOfRow.count == rows && keys.shape == values.shape && keys.shape[2] == width,
                      "cross-attention: \(x.shape) rows vs keys \(keys.shape), \(sourceOfRow.count) sources")
-        let q = query(x)
+        let q = query(rowIndependent: x)
         let headDim = width / heads
         let context = Tensor(shape: x.shape) { out in
             withExtendedLifetime((q, keys, values)) {
@@ -354,18 +357,20 @@ extension BertAttention {
                 }
             }
         }
-        var projected = outputDense(context)
+        var projected = outputDense(rowIndependent: context)
         projected.add(x)
         return outputLayerNorm(projected)
     }
 }
 
 extension BertLayer {
-    /// The feed-forward part: `LayerNorm(h + output.dense(act(intermediate.dense(h))))`.
+    /// The feed-forward part: `LayerNorm(h + output.dense(act(intermediate.dense(h))))`,
+    /// each row's result independent of the others (as every product of a
+    /// decoding step).
     public func feedForward(_ hidden: Tensor) -> Tensor {
-        var intermediate = intermediateDense(hidden)
+        var intermediate = intermediateDense(rowIndependent: hidden)
         intermediate.withUnsafeMutableFloats { activate($0.baseAddress!, count: $0.count, activation) }
-        var output = outputDense(intermediate)
+        var output = outputDense(rowIndependent: intermediate)
         output.add(hidden)
         return outputLayerNorm(output)
     }

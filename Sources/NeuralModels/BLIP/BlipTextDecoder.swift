@@ -90,22 +90,14 @@ public struct BlipTextLMPredictionHead: Sendable {
 
     /// The transformed states `LayerNorm(act(dense(h)))` of `rows` rows `[rows, C]`.
     public func transform(_ hidden: Tensor) -> Tensor {
-        var h = transformDense(hidden)
+        var h = transformDense(rowIndependent: hidden)
         h.withUnsafeMutableFloats { activate($0.baseAddress!, count: $0.count, activation) }
         return transformLayerNorm(h)
     }
 
     /// Vocabulary logits `[..., vocab]` of hidden states `[..., C]`.
     public func callAsFunction(_ hidden: Tensor) -> Tensor {
-        let transformed = transform(hidden)
-        let (vocab, width) = (decoderWeight.shape[0], decoderWeight.shape[1])
-        let rows = transformed.count / width
-        return Tensor(shape: Array(hidden.shape.dropLast()) + [vocab]) { out in
-            withExtendedLifetime((transformed, self)) {
-                linearForward(out, transformed.unsafeFloatPointer, weight: decoderWeight.unsafeFloatPointer,
-                              bias: bias.unsafeFloatPointer, rows: rows, inFeatures: width, outFeatures: vocab)
-            }
-        }
+        Linear(weight: decoderWeight, bias: bias)(rowIndependent: transform(hidden))
     }
 }
 

@@ -20,6 +20,16 @@ public struct Linear: Sendable {
         self.bias = bias ? try weights.tensor("bias", shape: [outFeatures]) : nil
     }
 
+    /// A layer over tensors already loaded: `weight` `[out, in]` and `bias` `[out]` or nil.
+    init(weight: Tensor, bias: Tensor?) {
+        precondition(weight.shape.count == 2 && bias.map { $0.shape == [weight.shape[0]] } ?? true,
+                     "Linear weight \(weight.shape), bias \(bias?.shape ?? [])")
+        self.weight = weight
+        self.bias = bias
+        outFeatures = weight.shape[0]
+        inFeatures = weight.shape[1]
+    }
+
     /// Applies the layer to `rows` input rows (`[rows, in]` → `[rows, out]`), with
     /// row strides `ldx` and `ldy` (default: contiguous).
     public func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, rows: Int,
@@ -62,8 +72,9 @@ public struct Linear: Sendable {
     /// `skinnyMaxRows` rows, so that each row's result is the same whatever the
     /// number of rows (products that small run in the skinny kernel, whose sums
     /// for a row do not depend on the others): for pooled outputs such as CLIP's
-    /// projections, where a batch must equal its items one at a time, bit for bit,
-    /// and the weights' extra passes cost little.
+    /// projections and every product of a decoding step, where a batch must equal
+    /// its items one at a time, bit for bit, and the weights' extra passes cost
+    /// little.
     public func callAsFunction(rowIndependent x: Tensor) -> Tensor {
         precondition(x.shape.last == inFeatures, "Linear(\(inFeatures)→\(outFeatures)) applied to \(x.shape)")
         let rows = x.count / inFeatures
