@@ -343,6 +343,8 @@ def main():
                            "--images", str(args.throughput_images)]
                     rc, output = run_logged(cmd, env=dict(base_env, **side["env"]), log=commands)
                     commands[-1]["env"] = side["env"]
+                    if output.startswith("threads:") and side["blas"] is None:
+                        side["blas"] = output.splitlines()[0]
                     try:
                         side["results"] += swift_throughput_measurements(json.loads(output[output.index("["):output.rindex("]") + 1]))
                     except ValueError as e:

@@ -4,12 +4,18 @@ import NeuralCore
 
 /// The bundled benchmark: `swift run -c release interrogate-bench [--json FILE] [--threads N] [--runs N]`.
 ///
-/// Stages so far: 1. the sgemm probe at transformer shapes (the machine's
-/// ceiling). The model stages (CLIP image/text embedding, chain search, BLIP
-/// caption, load time and peak memory) arrive with the models; see
-/// Docs/performance.md.
+/// Stages 1–5 run here (the sgemm probe, CLIP embeddings, label tokenising, the
+/// chain step, BLIP); stage 6 is `--full-interrogation`, stage 7 `--throughput`.
+/// Docs/performance.md says what each measures. Every mode prints the thread
+/// count and the BLAS line first, so that a report says which kernel ran.
 @main
 struct InterrogateBench {
+    /// "threads: N; BLAS: …" and, where the library has advice, a note.
+    static func printSetting() {
+        print("threads: \(Threading.threadCount); BLAS: \(BLAS.description)")
+        if let advice = BLAS.advice { print("note: \(advice)") }
+    }
+
     static func main() throws {
         var arguments = CommandLine.arguments.dropFirst()
         var jsonPath: String?
@@ -32,6 +38,7 @@ struct InterrogateBench {
                     arguments.removeFirst()
                     modes = (arguments.popFirst() ?? "").split(separator: ",").compactMap { InterrogationMode(rawValue: String($0)) }
                 }
+                printSetting()
                 let report = try FullInterrogation.run(directory: directory, modes: modes)
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -51,6 +58,7 @@ struct InterrogateBench {
                     default: FileHandle.standardError.write(Data("unknown --throughput option \(option)\n".utf8)); exit(2)
                     }
                 }
+                printSetting()
                 let rows = try Throughput.run(directory: directory, modes: modes, batchSize: batchSize, images: images)
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -92,8 +100,7 @@ struct InterrogateBench {
                 exit(2)
             }
         }
-        print("threads: \(Threading.threadCount); BLAS: \(BLAS.description)")
-        if let advice = BLAS.advice { print("note: \(advice)") }
+        printSetting()
         var results: [Measurement] = []
         func wanted(_ stage: String) -> Bool { stageFilter.map { $0 == stage } ?? true }
         if wanted("1") { results += sgemmProbe(runs: runs) }
