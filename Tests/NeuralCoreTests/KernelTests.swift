@@ -287,7 +287,7 @@ final class KernelTests: XCTestCase {
     }
 
     /// The rational `fastErf` keeps the error its fit reports (Weights/fixtures/fit_erf.py:
-    /// 3.2e-7), is odd, and reaches ±1 exactly where `Float`'s `erf` does.
+    /// 3.2e-7), is odd, and is exactly 0 at 0 and ±1 in the tails.
     func testFastErfAcrossRange() {
         var worst: Double = 0
         var x: Float = -6
