@@ -458,6 +458,49 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// One query (a decoder step) reads the keys and values row by row for all
+    /// heads, and gives the same bits as attending head by head: keys in and past
+    /// the skinny kernel's 12-key tiles, head widths with and without 4-lane tails,
+    /// strided rows, every mask, one and two threads.
+    func testSingleQueryAttentionEqualsHeadByHead() {
+        let original = Threading.threadCount
+        defer { Threading.setThreadCount(original) }
+        let cases: [(tk: Int, heads: Int, dim: Int)] = [(1, 1, 1), (11, 3, 6), (12, 2, 20), (29, 4, 17), (577, 12, 64)]
+        for threads in [1, 2] {
+            Threading.setThreadCount(threads)
+            for c in cases {
+                let width = c.heads * c.dim, ld = width + 3
+                let q = [Float].random(width, seed: UInt64(c.tk)), k = [Float].random(c.tk * ld, seed: UInt64(c.tk + 1))
+                let v = [Float].random(c.tk * ld, seed: UInt64(c.tk + 2))
+                let scale = 1 / Float(c.dim).squareRoot()
+                for mask in [SoftmaxMask.none, SoftmaxMask(causalOffset: c.tk - 1), SoftmaxMask(validColumns: (c.tk + 1) / 2)] {
+                    var out = [Float](repeating: .nan, count: width), expected = out
+                    var scratch = [Float](repeating: 0, count: c.tk)
+                    multiHeadAttention(&out, ldo: width, q: q, ldq: width, k: k, ldk: ld, v: v, ldv: ld, queryCount: 1,
+                                       keyCount: c.tk, heads: c.heads, headDim: c.dim, scale: scale, mask: mask, scratch: &scratch)
+                    q.withUnsafeBufferPointer { q in
+                        k.withUnsafeBufferPointer { k in
+                            v.withUnsafeBufferPointer { v in
+                                expected.withUnsafeMutableBufferPointer { e in
+                                    scratch.withUnsafeMutableBufferPointer { s in
+                                        for h in 0..<c.heads {
+                                            let column = h * c.dim
+                                            attentionHead(e.baseAddress! + column, ldo: width, q: q.baseAddress! + column, ldq: width,
+                                                          k: k.baseAddress! + column, ldk: ld, v: v.baseAddress! + column, ldv: ld,
+                                                          queryCount: 1, keyCount: c.tk, headDim: c.dim, scale: scale, mask: mask,
+                                                          scratch: s.baseAddress!)
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    XCTAssertEqual(out.map(\.bitPattern), expected.map(\.bitPattern), "\(c) \(mask), \(threads) threads")
+                }
+            }
+        }
+    }
+
     /// Decoding with a KV cache (queries at positions offset.., attending the
     /// cached keys plus their own) gives the same rows as the full causal pass,
     /// and the strided layout of a fused `[T, 3·C]` QKV buffer works in place.

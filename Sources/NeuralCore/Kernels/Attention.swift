@@ -37,6 +37,11 @@ public func multiHeadAttention(
     scale: Float, mask: SoftmaxMask = .none,
     scratch: UnsafeMutablePointer<Float>
 ) {
+    if queryCount == 1 {
+        singleQueryAttention(out, q: q, k: k, ldk: ldk, v: v, ldv: ldv, keyCount: keyCount, heads: heads,
+                             headDim: headDim, scale: scale, mask: mask)
+        return
+    }
     if Threading.threadCount == 1 || Threading.isInParallelLoop || heads == 1 {
         for h in 0..<heads {
             let column = h * headDim
@@ -82,6 +87,80 @@ public func attentionHead(
           a: q, lda: ldq, b: k, ldb: ldk, c: scratch, ldc: keyCount)
     softmaxRows(scratch, rows: queryCount, cols: keyCount, mask: mask)
     sgemm(m: queryCount, n: headDim, k: keyCount, a: scratch, lda: keyCount, b: v, ldb: ldv, c: out, ldc: ldo)
+}
+
+/// One query against `keyCount` keys, every head: a decoder step's attention
+/// over its KV cache, or over an image's cross-attention keys. The keys and values
+/// are read row by row, each `H·D`-wide row once and in order, where
+/// ``attentionHead(_:ldo:q:ldq:k:ldk:v:ldv:queryCount:keyCount:headDim:scale:mask:scratch:)``
+/// would read a `D`-wide column block of every row, head after head: a stream the
+/// hardware prefetches instead of `H` strided passes. Each head's scores, softmax
+/// and weighted sum are summed in exactly the order the skinny kernels sum them
+/// for one query row (scores over the keys in `skinnyGEMM`'s 12-key tiles in
+/// 4-lane partial sums, the remaining keys as `dot`; values key after key), so
+/// the result is the same bits as head by head. With several threads the heads
+/// are split between them.
+func singleQueryAttention(
+    _ out: UnsafeMutablePointer<Float>, q: UnsafePointer<Float>,
+    k: UnsafePointer<Float>, ldk: Int, v: UnsafePointer<Float>, ldv: Int,
+    keyCount: Int, heads: Int, headDim: Int, scale: Float, mask: SoftmaxMask
+) {
+    let groups = Threading.threadCount == 1 || Threading.isInParallelLoop ? 1 : min(heads, Threading.threadCount)
+    // Keys in `skinnyGEMM`'s whole 12-column tiles; the rest are summed as its remainder is.
+    let tiled = keyCount / 12 * 12, end = headDim & ~3
+    Workspace.withScratch(heads * keyCount) { scores in
+        func run(_ group: Int) {
+            let firstHead = heads * group / groups, endHead = heads * (group + 1) / groups
+            for j in 0..<keyCount {
+                let keyRow = k + j * ldk
+                for h in firstHead..<endHead {
+                    let (query, key) = (q + h * headDim, keyRow + h * headDim)
+                    let sum: Float
+                    if j < tiled {
+                        var partial = SIMD4<Float>()
+                        var i = 0
+                        while i < end {
+                            partial += UnsafeRawPointer(query + i).loadUnaligned(as: SIMD4<Float>.self)
+                                * UnsafeRawPointer(key + i).loadUnaligned(as: SIMD4<Float>.self)
+                            i &+= 4
+                        }
+                        var tail: Float = 0
+                        while i < headDim {
+                            tail += query[i] * key[i]
+                            i &+= 1
+                        }
+                        sum = partial.sum() + tail
+                    } else {
+                        sum = dot(query, key, count: headDim)
+                    }
+                    scores[h * keyCount + j] = scale * sum
+                }
+            }
+            for h in firstHead..<endHead {
+                softmaxRows(scores + h * keyCount, rows: 1, cols: keyCount, mask: mask)
+                (out + h * headDim).update(repeating: 0, count: headDim)
+            }
+            for j in 0..<keyCount {
+                let valueRow = v + j * ldv
+                for h in firstHead..<endHead {
+                    let weight = scores[h * keyCount + j]
+                    let (output, value) = (out + h * headDim, valueRow + h * headDim)
+                    var c = 0
+                    while c &+ 4 <= headDim {
+                        let sum = UnsafeRawPointer(output + c).loadUnaligned(as: SIMD4<Float>.self)
+                            + SIMD4(repeating: weight) * UnsafeRawPointer(value + c).loadUnaligned(as: SIMD4<Float>.self)
+                        UnsafeMutableRawPointer(output + c).storeBytes(of: sum, as: SIMD4<Float>.self)
+                        c &+= 4
+                    }
+                    while c < headDim {
+                        output[c] += weight * value[c]
+                        c &+= 1
+                    }
+                }
+            }
+        }
+        if groups == 1 { run(0) } else { Threading.parallelFor(groups, run) }
+    }
 }
 
 /// Naive twin of ``multiHeadAttention(_:ldo:q:ldq:k:ldk:v:ldv:queryCount:keyCount:heads:headDim:scale:mask:scratch:)``
