@@ -9,7 +9,9 @@ import Foundation
 /// against a KV cache are all this one function: for a decoder step, `k`/`v` hold
 /// the cached keys plus the new ones and `mask.causalOffset` is the cache length.
 /// Heads run in parallel on ``Threading``'s threads (each with scratch of its own
-/// from ``Workspace``).
+/// from ``Workspace``). A single query (a decoder step) reads the keys and values
+/// row by row for all heads at once instead of one column block per head, with
+/// the same result bit for bit; `scratch` is then not used.
 ///
 /// - Parameters:
 ///   - out: `[Tq, H·D]`, row stride `ldo`.
