@@ -98,9 +98,8 @@ public func attentionHead(
 /// would read a `D`-wide column block of every row, head after head: a stream the
 /// hardware prefetches instead of `H` strided passes. Each head's scores, softmax
 /// and weighted sum are summed in exactly the order the skinny kernels sum them
-/// for one query row (scores over the keys in `skinnyGEMM`'s 12-key tiles in
-/// 4-lane partial sums, the remaining keys as `dot`; values key after key), so
-/// the result is the same bits as head by head. With several threads the heads
+/// for one query row (scores as `skinnyDot`; values key after key), so the
+/// result is the same bits as head by head. With several threads the heads
 /// are split between them.
 func singleQueryAttention(
     _ out: UnsafeMutablePointer<Float>, q: UnsafePointer<Float>,
@@ -108,33 +107,13 @@ func singleQueryAttention(
     keyCount: Int, heads: Int, headDim: Int, scale: Float, mask: SoftmaxMask
 ) {
     let groups = Threading.threadCount == 1 || Threading.isInParallelLoop ? 1 : min(heads, Threading.threadCount)
-    // Keys in `skinnyGEMM`'s whole 12-column tiles; the rest are summed as its remainder is.
-    let tiled = keyCount / 12 * 12, end = headDim & ~3
     Workspace.withScratch(heads * keyCount) { scores in
         func run(_ group: Int) {
             let firstHead = heads * group / groups, endHead = heads * (group + 1) / groups
             for j in 0..<keyCount {
                 let keyRow = k + j * ldk
                 for h in firstHead..<endHead {
-                    let (query, key) = (q + h * headDim, keyRow + h * headDim)
-                    let sum: Float
-                    if j < tiled {
-                        var partial = SIMD4<Float>()
-                        var i = 0
-                        while i < end {
-                            partial += UnsafeRawPointer(query + i).loadUnaligned(as: SIMD4<Float>.self)
-                                * UnsafeRawPointer(key + i).loadUnaligned(as: SIMD4<Float>.self)
-                            i &+= 4
-                        }
-                        var tail: Float = 0
-                        while i < headDim {
-                            tail += query[i] * key[i]
-                            i &+= 1
-                        }
-                        sum = partial.sum() + tail
-                    } else {
-                        sum = dot(query, key, count: headDim)
-                    }
+                    let sum = skinnyDot(q + h * headDim, keyRow + h * headDim, k: headDim, column: j, columns: keyCount)
                     scores[h * keyCount + j] = scale * sum
                 }
             }

@@ -134,6 +134,30 @@ public func skinnyGEMMNNNaive(
     }
 }
 
+/// The sum ``skinnyGEMM(_:ldy:_:ldx:weight:ldw:m:n:k:alpha:beta:)`` forms for
+/// output column `column` of `columns` (before `alpha` and `beta`): in a whole
+/// tile, one 4-lane partial sum of `x·w`, then its lanes and the `k % 4` tail,
+/// as every tile sums; past the last whole tile, ``dot(_:_:count:)``. For a kernel
+/// that computes single outputs and must give the same bits (one query's
+/// attention scores).
+@inline(__always)
+func skinnyDot(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, k: Int, column: Int, columns: Int) -> Float {
+    guard column < columns / SkinnyOperands.tile * SkinnyOperands.tile else { return dot(x, w, count: k) }
+    var partial = SIMD4<Float>()
+    var i = 0
+    let end = k & ~3
+    while i < end {
+        partial += load4(x + i) * load4(w + i)
+        i &+= 4
+    }
+    var tail: Float = 0
+    while i < k {
+        tail += x[i] * w[i]
+        i &+= 1
+    }
+    return partial.sum() + tail
+}
+
 @inline(__always)
 private func load4(_ p: UnsafePointer<Float>) -> SIMD4<Float> {
     UnsafeRawPointer(p).loadUnaligned(as: SIMD4<Float>.self)
