@@ -88,6 +88,12 @@ extension CLITests {
         let lines = run.stdout.split(separator: "\n")
         XCTAssertEqual(lines.first.map(String.init)?.hasPrefix("interrogate "), true, run.stdout)
         XCTAssertTrue(lines.count == 2 && lines[1].hasPrefix("BLAS: ") && lines[1].contains("core"), run.stdout)
+        // OpenBLAS's own configuration (before the ';') names the kernel in force too, read
+        // after the automatic choice: not the one OpenBLAS started with.
+        if lines.count == 2, lines[1].hasPrefix("BLAS: OpenBLAS"), let config = lines[1].split(separator: ";").first,
+           let core = lines[1].split(separator: " ").last {
+            XCTAssert(config.lowercased().split(separator: " ").contains(Substring(core.lowercased())), run.stdout)
+        }
     }
 
     func testOfflineErrorNamesWhatMadeItOffline() throws {

@@ -60,8 +60,9 @@ public enum BLAS {
         _ = state
         return "Accelerate"
         #elseif canImport(CBLAS)
+        let selection = state // first: the configuration names the core in force, so read it after the choice
         let config = String(cString: openblas_get_config())
-        return "\(config); automatic choice: \(state.note); core \(currentCore ?? "unknown")"
+        return "\(config); automatic choice: \(selection.note); core \(currentCore ?? "unknown")"
         #else
         _ = state
         return "none (Swift loops)"
