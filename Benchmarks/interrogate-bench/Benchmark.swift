@@ -16,7 +16,29 @@ struct InterrogateBench {
         if let advice = BLAS.advice { print("note: \(advice)") }
     }
 
-    static func main() throws {
+    /// Runs ``run()``; an error ends the process with its message and exit status 1
+    /// (not a crash report).
+    static func main() {
+        do {
+            try run()
+        } catch {
+            FileHandle.standardError.write(Data("interrogate-bench: \(error)\n".utf8))
+            exit(1)
+        }
+    }
+
+    /// The value of `option`, a whole number ≥ 1; anything else ends the process
+    /// with a message and exit status 2.
+    static func positiveNumber(after option: String, _ value: String?) -> Int {
+        guard let value, let number = Int(value), number >= 1 else {
+            FileHandle.standardError.write(Data("interrogate-bench: \(option) needs a whole number ≥ 1, not \(value.map { "'\($0)'" } ?? "nothing")\n".utf8))
+            exit(2)
+        }
+        return number
+    }
+
+    /// Parses the arguments and runs what they ask for.
+    static func run() throws {
         var arguments = CommandLine.arguments.dropFirst()
         var jsonPath: String?
         var runs = 10
@@ -24,8 +46,8 @@ struct InterrogateBench {
         while let argument = arguments.popFirst() {
             switch argument {
             case "--json": jsonPath = arguments.popFirst()
-            case "--threads": Threading.setThreadCount(Int(arguments.popFirst() ?? "") ?? 1)
-            case "--runs": runs = Int(arguments.popFirst() ?? "") ?? runs
+            case "--threads": Threading.setThreadCount(positiveNumber(after: argument, arguments.popFirst()))
+            case "--runs": runs = positiveNumber(after: argument, arguments.popFirst())
             case "--stage":
                 stageFilter = arguments.popFirst()
             case "--write-checkpoints":
@@ -52,8 +74,8 @@ struct InterrogateBench {
                     arguments.removeFirst()
                     let value = arguments.popFirst() ?? ""
                     switch option {
-                    case "--batch-size": batchSize = max(1, Int(value) ?? batchSize)
-                    case "--images": images = max(1, Int(value) ?? images)
+                    case "--batch-size": batchSize = positiveNumber(after: option, value)
+                    case "--images": images = positiveNumber(after: option, value)
                     case "--modes": modes = value.split(separator: ",").compactMap { InterrogationMode(rawValue: String($0)) }
                     default: FileHandle.standardError.write(Data("unknown --throughput option \(option)\n".utf8)); exit(2)
                     }
