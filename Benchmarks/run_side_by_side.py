@@ -2,7 +2,7 @@
 """run_side_by_side.py: the Swift benchmark (interrogate-bench) and its PyTorch counterpart
 (Benchmarks/pytorch_bench.py) on the same stages, shapes and thread count, in one table.
 
-    python3 Benchmarks/run_side_by_side.py [--stage 1,2] [--threads N] [--runs N]
+    python3 Benchmarks/run_side_by_side.py [--stage 1,2] [--threads N] [--runs N] [--rounds K]
         [--markdown FILE] [--json FILE] [--extra-openblas-core NAME] [--perf]
         [--python .venv-ref/bin/python] [--no-build] [--pytorch-arg=--text-labels=2048 ...]
 
@@ -35,6 +35,13 @@ Measurements are matched by (stage, name). Where the two sides measure different
 of the same work, the pairs are listed in MAPPINGS below and compared per item (labels or
 candidates): ratio = Swift seconds per item / PyTorch seconds per item. Otherwise
 ratio = Swift median / PyTorch median (> 1: Swift slower).
+
+--rounds K repeats stages 1-5 K times, each round running every stage on both sides again
+(Swift, PyTorch, Swift, PyTorch, ...), so that a slow minute on a shared machine lands on
+both sides in turn instead of on one. Each row then reports the median round (by ratio):
+its times, and the median of the K per-round ratios, with all K ratios listed beside it.
+(For an even K, the upper of the two middle rounds: the less favourable to Swift.) Stages 6
+and 7 run once, in the first round.
 
 Output: the table on stdout; --markdown FILE (Markdown: machine, threads, commands,
 OpenBLAS environment and selected core, the table, notes) and --json FILE (default: the
@@ -183,6 +190,19 @@ def ratio(s, p, basis):
     return s["medianSeconds"] / p["medianSeconds"] if p["medianSeconds"] > 0 else None
 
 
+def median_round(group):
+    """One row from the same comparison in several rounds: the round whose ratio is the median (for
+    an even count the upper of the two middle ones, the less favourable to Swift), with every
+    round's ratio in `roundRatios`."""
+    with_ratio = sorted((r for r in group if r["ratio"] is not None), key=lambda r: r["ratio"])
+    chosen = with_ratio[len(with_ratio) // 2] if with_ratio else group[0]
+    return dict(chosen, rounds=len(group), roundRatios=[r["ratio"] for r in group])
+
+
+def fmt_rounds(r):
+    return ", ".join(fmt_ratio(x) or "–" for x in r["roundRatios"])
+
+
 def fmt_ms(m):
     return "" if m is None else f"{m['medianSeconds'] * 1000:.1f} ms"
 
@@ -267,6 +287,9 @@ def main():
                     help="stage(s) to run: 1-6, repeatable or comma-separated (default: 1-5; 6 only when named)")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="threads for both sides")
     ap.add_argument("--runs", type=int, default=10, help="passed to both sides (stages 2-5 use max(2, runs // 3))")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="run stages 1-5 on both sides this many times, alternating, and report the median "
+                         "round (default 1)")
     ap.add_argument("--markdown", help="write the Markdown report here")
     ap.add_argument("--json", help="write the combined JSON here (default: the --markdown path with .json)")
     ap.add_argument("--extra-openblas-core", metavar="NAME",
@@ -334,7 +357,9 @@ def main():
         if rc != 0:
             failures.append(f"interrogate-bench --write-checkpoints: exit {rc}")
             stages = [s for s in stages if s not in ("6", "7")]
-    for stage in stages:
+    rounds = max(1, args.rounds)
+    for rnd, stage in [(r, st) for r in range(rounds) for st in stages if r == 0 or st not in ("6", "7")]:
+        tag = "" if rnd == 0 else f"-round{rnd + 1}"
         for key, side in swift_runs.items():
             if stage == "7":
                 # one fresh process per batch size, so each peak RSS is that batch size's
@@ -350,7 +375,7 @@ def main():
                     except ValueError as e:
                         failures.append(f"Swift ({key}) stage 7, batch {batch}: exit {rc} ({e})")
                 continue
-            out = os.path.join(work, f"swift-{key}-stage{stage}.json")
+            out = os.path.join(work, f"swift-{key}-stage{stage}{tag}.json")
             if stage == "6":
                 # a fresh process; the report is printed as JSON (FullInterrogation.Report)
                 cmd = [SWIFT_BIN, "--threads", str(threads), "--full-interrogation", checkpoints] \
@@ -376,8 +401,8 @@ def main():
             if rc != 0 or not os.path.exists(out):
                 failures.append(f"Swift ({key}) stage {stage}: exit {rc}")
                 continue
-            side["results"] += read_json(out)
-        out = os.path.join(work, f"pytorch-stage{stage}.json")
+            side["results"] += [dict(m, round=rnd) for m in read_json(out)]
+        out = os.path.join(work, f"pytorch-stage{stage}{tag}.json")
         meta = os.path.join(work, "pytorch-meta.json")
         cmd = [args.python, PYTORCH_BENCH, "--stage", stage] + common + ["--json", out, "--meta", meta] \
             + (["--checkpoints", checkpoints] if stage in ("6", "7") else []) \
@@ -391,7 +416,7 @@ def main():
         if rc != 0 or not os.path.exists(out):
             failures.append(f"PyTorch stage {stage}: exit {rc}")
             continue
-        pytorch["results"] += read_json(out)
+        pytorch["results"] += [dict(m, round=rnd) for m in read_json(out)]
 
     profiles = {}
     if args.perf:
@@ -405,7 +430,6 @@ def main():
 
     # -- pairing ------------------------------------------------------------------------------
     extra_label = f"OPENBLAS_CORETYPE={args.extra_openblas_core}" if args.extra_openblas_core else None
-    extra_by_key = {(m["stage"], m["name"]): m for m in swift_runs.get("extra", {}).get("results", [])}
     stage_names = []
     for m in swift_runs["default"]["results"] + pytorch["results"]:
         if m["stage"] not in stage_names:
@@ -413,24 +437,33 @@ def main():
     stage_names.sort(key=lambda s: (int(s.split()[0]) if s.split()[0].isdigit() else 99, s))
     rows = []
     for stage in stage_names:
-        sw = [m for m in swift_runs["default"]["results"] if m["stage"] == stage]
-        pt = [m for m in pytorch["results"] if m["stage"] == stage]
-        for s, p, basis, note in pair(stage, sw, pt):
-            x = extra_by_key.get((stage, s["name"])) if s is not None else None
-            rows.append({
-                "stage": stage,
-                "name": s["name"] if s is not None else p["name"],
-                "pytorchName": None if p is None else p["name"],
-                "basis": basis, "note": note,
-                "swift": s, "pytorch": p, "ratio": ratio(s, p, basis),
-                "swiftExtra": x, "ratioExtra": ratio(x, p, basis) if x is not None else None,
-            })
+        # Rows of each round, grouped by what they compare, in the first round's order.
+        groups = {}
+        for rnd in range(rounds):
+            sw = [m for m in swift_runs["default"]["results"] if m["stage"] == stage and m.get("round", 0) == rnd]
+            pt = [m for m in pytorch["results"] if m["stage"] == stage and m.get("round", 0) == rnd]
+            extra = {m["name"]: m for m in swift_runs.get("extra", {}).get("results", [])
+                     if m["stage"] == stage and m.get("round", 0) == rnd}
+            for s, p, basis, note in pair(stage, sw, pt):
+                x = extra.get(s["name"]) if s is not None else None
+                groups.setdefault((s and s["name"], p and p["name"]), []).append({
+                    "stage": stage,
+                    "name": s["name"] if s is not None else p["name"],
+                    "pytorchName": None if p is None else p["name"],
+                    "basis": basis, "note": note,
+                    "swift": s, "pytorch": p, "ratio": ratio(s, p, basis),
+                    "swiftExtra": x, "ratioExtra": ratio(x, p, basis) if x is not None else None,
+                })
+        for group in groups.values():
+            rows.append(median_round(group))
 
     # -- table ---------------------------------------------------------------------------------
     header = ["stage", "name", "Swift median", "PyTorch median", "ratio (Swift/PyTorch)", "Swift GFLOP/s",
               "PyTorch GFLOP/s", "Swift efficiency", "Swift peak RSS", "PyTorch peak RSS"]
     if extra_label:
         header += [f"Swift {extra_label}", "ratio"]
+    if rounds > 1:
+        header += [f"ratio in each of {rounds} rounds"]
     header += ["note"]
     table = []
     for r in rows:
@@ -441,6 +474,8 @@ def main():
                  fmt_mb(r["swift"]), fmt_mb(r["pytorch"])]
         if extra_label:
             cells += [fmt_ms(r["swiftExtra"]), fmt_ratio(r["ratioExtra"])]
+        if rounds > 1:
+            cells += [fmt_rounds(r)]
         cells += [r["note"]]
         table.append(cells)
 
@@ -473,7 +508,7 @@ def main():
         extra_core = mx.group(1) if mx else None
     report = {
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
-        "machine": machine, "threads": threads, "runs": args.runs, "stages": stages,
+        "machine": machine, "threads": threads, "runs": args.runs, "rounds": rounds, "stages": stages,
         "build": build, "commands": commands, "failures": failures,
         "openblas": {"environment": openblas_env, "swift_blas_line": swift_runs["default"]["blas"],
                      "selected_core": selected_core,
@@ -512,7 +547,9 @@ def main():
             "(other work on the machine distorts multi-threaded timings)",
             f"- Threads: {threads} on both sides (Swift `--threads`, PyTorch `torch.set_num_threads`); "
             f"`--runs {args.runs}` (stage 1: {args.runs} timed runs, stages 2-5: {max(2, args.runs // 3)}; "
-            "one warm-up each; median, min-max in the JSON)",
+            "one warm-up each; median, min-max in the JSON)"
+            + (f"; {rounds} rounds of stages 1-5, both sides in turn, each row from its median round "
+               "by ratio (every round's ratio in the last column but one)" if rounds > 1 else ""),
             f"- Swift BLAS: `{swift_runs['default']['blas']}`",
             f"- OpenBLAS environment: " + ", ".join(f"`{k}={v}`" if v is not None else f"`{k}` unset"
                                                      for k, v in openblas_env.items() if k.startswith("OPENBLAS")),
