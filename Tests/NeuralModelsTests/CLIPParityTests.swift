@@ -192,6 +192,31 @@ final class CLIPPrefixCacheTests: XCTestCase {
         XCTAssertEqual(tree.count, 17, "the distinct token paths after the prefix")
         XCTAssertEqual(tree.insertedTokens, 37)
     }
+
+    /// The tower's tree encoding (its layers taking turns between two scratch
+    /// buffers) equals its layers' public tree API applied one after another,
+    /// bit for bit.
+    func testTreeEncodingEqualsItsLayersOneByOne() throws {
+        let text = try CLIPModel(directory: Fixtures.url("clip/tiny-quickgelu")).textModel
+        let prefix = [998, 17, 250, 3], width = text.config.encoder.hiddenSize
+        let tree = TokenTree([[11, 40, 500, 999], [11, 40, 502, 999], [11, 999], [11, 41, 42, 600, 999]])
+        let outputs = Array(Set(tree.ends)).sorted().map { Int32($0) }
+        let cache = try text.prefixCache(prefix)
+        var hidden = try Tensor(shape: [tree.count, width]) { out in
+            try text.tokenEmbedding.lookup(out, tree.tokens)
+            for (n, depth) in tree.depths.enumerated() {
+                let position = text.positionEmbedding.row(prefix.count + Int(depth))
+                for i in 0..<width { out[n * width + i] += position[i] }
+            }
+        }
+        for (index, layer) in text.layers.enumerated() {
+            hidden = layer(tree: hidden, tree, prefixKeys: cache.keys[index], prefixValues: cache.values[index],
+                           outputs: index == text.layers.count - 1 ? outputs : nil)
+        }
+        let encoded = try text.encode(tree: tree, after: cache, outputs: outputs)
+        XCTAssertEqual(encoded.shape, [outputs.count, width])
+        XCTAssertEqual(encoded.floats(), hidden.floats())
+    }
 }
 
 /// Token trees: shared starts become shared nodes, parents precede children.

@@ -15,18 +15,31 @@ extension CLIPTextTransformer {
         guard prefixLength + tree.maxDepth + 1 <= config.maxPositionEmbeddings else {
             throw ModelInputError.sequenceTooLong(length: prefixLength + tree.maxDepth + 1, maximum: config.maxPositionEmbeddings)
         }
-        var hidden = try Tensor(shape: [tree.count, width]) { out in
-            try tokenEmbedding.lookup(out, tree.tokens)
+        // The layers take turns between two scratch buffers: a fresh [N, C] tensor per
+        // layer is a new mapping each time (24 MB for a 2,048-candidate step), whose
+        // pages the kernel faults in and zeroes again (42,000 page faults a step).
+        let size = tree.count * width
+        return try Workspace.withScratch(2 * size) { scratch in
+            var (current, next) = (scratch, scratch + size)
+            try tokenEmbedding.lookup(current, tree.tokens)
             for (n, depth) in tree.depths.enumerated() {
-                addResidual(out + n * width, positionEmbedding.row(prefixLength + Int(depth)), count: width)
+                addResidual(current + n * width, positionEmbedding.row(prefixLength + Int(depth)), count: width)
+            }
+            let everyNode = (0..<Int32(tree.count)).map { $0 }
+            for (index, layer) in layers.dropLast().enumerated() {
+                layer.forward(tree: current, tree, prefixKeys: prefix.keys[index], prefixValues: prefix.values[index],
+                              queries: everyNode, into: next)
+                swap(&current, &next)
+            }
+            return Tensor(shape: [outputs.count, width]) { out in
+                guard let last = layers.last else {
+                    for (i, node) in outputs.enumerated() { (out + i * width).update(from: current + Int(node) * width, count: width) }
+                    return
+                }
+                last.forward(tree: current, tree, prefixKeys: prefix.keys[layers.count - 1],
+                             prefixValues: prefix.values[layers.count - 1], queries: outputs, into: out)
             }
         }
-        guard !layers.isEmpty else { return hidden.gatheringRows(outputs) }
-        for (index, layer) in layers.enumerated() {
-            hidden = layer(tree: hidden, tree, prefixKeys: prefix.keys[index], prefixValues: prefix.values[index],
-                           outputs: index == layers.count - 1 ? outputs : nil)
-        }
-        return hidden
     }
 }
 
@@ -42,15 +55,25 @@ extension CLIPEncoderLayer {
     /// when nil). Returns `[outputs.count, C]` (`[N, C]` when nil).
     public func callAsFunction(tree x: Tensor, _ tree: TokenTree, prefixKeys: Tensor, prefixValues: Tensor,
                                outputs: [Int32]?) -> Tensor {
-        let width = x.shape[1]
         let queries = outputs ?? (0..<Int32(tree.count)).map { $0 }
-        let input = x.asF32(), keys = prefixKeys.asF32(), values = prefixValues.asF32()
-        return Tensor(shape: [queries.count, width]) { out in
-            withExtendedLifetime((input, keys, values)) {
-                block.forward(tree: input.unsafeFloatPointer, tree, queries: queries, prefixKeys: keys.unsafeFloatPointer,
-                              prefixValues: values.unsafeFloatPointer, prefixLength: keys.shape[0], rowBlock: Self.treeRowBlock,
-                              into: out)
+        let input = x.asF32()
+        return Tensor(shape: [queries.count, x.shape[1]]) { out in
+            withExtendedLifetime(input) {
+                forward(tree: input.unsafeFloatPointer, tree, prefixKeys: prefixKeys, prefixValues: prefixValues,
+                        queries: queries, into: out)
             }
+        }
+    }
+
+    /// ``callAsFunction(tree:_:prefixKeys:prefixValues:outputs:)`` on raw rows:
+    /// `x` `[N, C]`, the rows of `queries` into `out` `[queries.count, C]`.
+    func forward(tree x: UnsafePointer<Float>, _ tree: TokenTree, prefixKeys: Tensor, prefixValues: Tensor,
+                 queries: [Int32], into out: UnsafeMutablePointer<Float>) {
+        let keys = prefixKeys.asF32(), values = prefixValues.asF32()
+        withExtendedLifetime((keys, values)) {
+            block.forward(tree: x, tree, queries: queries, prefixKeys: keys.unsafeFloatPointer,
+                          prefixValues: values.unsafeFloatPointer, prefixLength: keys.shape[0], rowBlock: Self.treeRowBlock,
+                          into: out)
         }
     }
 }
