@@ -313,6 +313,9 @@ def main():
                     help="stage 7: images per mode on each side (default %(default)s)")
     ap.add_argument("--work-dir", help="folder for the raw per-run JSON files (default: a new temporary folder)")
     args = ap.parse_args()
+    for option in ("threads", "runs", "rounds"):
+        if getattr(args, option) < 1:
+            ap.error(f"--{option} needs a whole number >= 1, not {getattr(args, option)}")
 
     stages = []
     for item in args.stage or ALL_STAGES:
@@ -357,7 +360,7 @@ def main():
         if rc != 0:
             failures.append(f"interrogate-bench --write-checkpoints: exit {rc}")
             stages = [s for s in stages if s not in ("6", "7")]
-    rounds = max(1, args.rounds)
+    rounds = args.rounds
     for rnd, stage in [(r, st) for r in range(rounds) for st in stages if r == 0 or st not in ("6", "7")]:
         tag = "" if rnd == 0 else f"-round{rnd + 1}"
         for key, side in swift_runs.items():

@@ -22,19 +22,51 @@ struct InterrogateBench {
         do {
             try run()
         } catch {
-            FileHandle.standardError.write(Data("interrogate-bench: \(error)\n".utf8))
-            exit(1)
+            fail("\(error)", status: 1)
         }
+    }
+
+    /// Ends the process with `message` on standard error and exit status `status`
+    /// (1: the work failed; 2: the command line is wrong).
+    static func fail(_ message: String, status: Int32) -> Never {
+        FileHandle.standardError.write(Data("interrogate-bench: \(message)\n".utf8))
+        exit(status)
     }
 
     /// The value of `option`, a whole number ≥ 1; anything else ends the process
     /// with a message and exit status 2.
     static func positiveNumber(after option: String, _ value: String?) -> Int {
         guard let value, let number = Int(value), number >= 1 else {
-            FileHandle.standardError.write(Data("interrogate-bench: \(option) needs a whole number ≥ 1, not \(value.map { "'\($0)'" } ?? "nothing")\n".utf8))
-            exit(2)
+            fail("\(option) needs a whole number ≥ 1, not \(value.map { "'\($0)'" } ?? "nothing")", status: 2)
         }
         return number
+    }
+
+    /// The modes named in `value` (comma-separated raw values, e.g. "best,turbo");
+    /// an unknown or missing name ends the process with a message and exit status 2.
+    static func modes(after option: String, _ value: String?) -> [InterrogationMode] {
+        let names = (value ?? "").split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+        return names.map { name in
+            guard let mode = InterrogationMode(rawValue: name) else {
+                let known = InterrogationMode.allCases.map(\.rawValue).joined(separator: ", ")
+                fail("\(option): no mode '\(name)' (modes: \(known))", status: 2)
+            }
+            return mode
+        }
+    }
+
+    /// `POOL[:BATCH[:MARGIN]]`, comma-separated (``TurboSettings``' pool size, batch
+    /// size and margin); anything else ends the process with a message and exit status 2.
+    static func turboSettings(_ value: String) -> [TurboSettings] {
+        value.split(separator: ",", omittingEmptySubsequences: false).map { item in
+            let parts = item.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+            guard (1...3).contains(parts.count), let pool = Int(parts[0]), pool >= 1,
+                  let batch = parts.count > 1 ? Int(parts[1]) : 32, batch >= 1,
+                  let margin = parts.count > 2 ? Float(parts[2]) : 0, margin >= 0 else {
+                fail("--turbo-quality needs POOL[:BATCH[:MARGIN]] (whole numbers ≥ 1, margin ≥ 0), not '\(item)'", status: 2)
+            }
+            return TurboSettings(poolSize: pool, batchSize: batch, margin: margin)
+        }
     }
 
     /// Parses the arguments and runs what they ask for.
@@ -58,7 +90,7 @@ struct InterrogateBench {
                 var modes: [InterrogationMode] = []
                 if arguments.first == "--modes" {
                     arguments.removeFirst()
-                    modes = (arguments.popFirst() ?? "").split(separator: ",").compactMap { InterrogationMode(rawValue: String($0)) }
+                    modes = Self.modes(after: "--modes", arguments.popFirst())
                 }
                 printSetting()
                 let report = try FullInterrogation.run(directory: directory, modes: modes)
@@ -76,8 +108,8 @@ struct InterrogateBench {
                     switch option {
                     case "--batch-size": batchSize = positiveNumber(after: option, value)
                     case "--images": images = positiveNumber(after: option, value)
-                    case "--modes": modes = value.split(separator: ",").compactMap { InterrogationMode(rawValue: String($0)) }
-                    default: FileHandle.standardError.write(Data("unknown --throughput option \(option)\n".utf8)); exit(2)
+                    case "--modes": modes = Self.modes(after: option, value)
+                    default: fail("unknown --throughput option \(option)", status: 2)
                     }
                 }
                 printSetting()
@@ -87,12 +119,7 @@ struct InterrogateBench {
                 print(String(decoding: try encoder.encode(rows), as: UTF8.self))
                 return
             case "--turbo-quality":
-                // POOL[:BATCH[:MARGIN]], comma-separated.
-                let settings = (arguments.popFirst() ?? "128,256,512").split(separator: ",").map { item in
-                    let parts = item.split(separator: ":").map(String.init)
-                    return TurboSettings(poolSize: Int(parts[0]) ?? 256, batchSize: parts.count > 1 ? Int(parts[1]) ?? 32 : 32,
-                                         margin: parts.count > 2 ? Float(parts[2]) ?? 0 : 0)
-                }
+                let settings = turboSettings(arguments.popFirst() ?? "128,256,512")
                 let rows = try TurboQuality.run(settings: settings)
                 TurboQuality.printRows(rows)
                 if let jsonPath {
@@ -118,8 +145,7 @@ struct InterrogateBench {
                     """)
                 return
             default:
-                FileHandle.standardError.write(Data("unknown argument \(argument)\n".utf8))
-                exit(2)
+                fail("unknown argument \(argument)", status: 2)
             }
         }
         printSetting()
