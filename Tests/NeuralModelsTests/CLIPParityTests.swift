@@ -193,6 +193,27 @@ final class CLIPPrefixCacheTests: XCTestCase {
         XCTAssertEqual(tree.insertedTokens, 37)
     }
 
+    /// The encoder keeps the last prefix's cache for the next texts that share
+    /// it: going back and forth between two prefixes, each call equals a fresh
+    /// encoder's, bit for bit (a stale cache would not), and a call that reuses
+    /// the cache counts the prefix as not encoded.
+    func testTheKeptPrefixCacheServesOnlyItsOwnPrefix() throws {
+        let directory = Fixtures.url("interrogator/clip")
+        let encoder = try CLIPEncoder(directory: directory)
+        let prompts = ["a photo of a cat", "a painting of a dog"]
+        var previous: String?
+        for prompt in prompts + prompts.reversed() + prompts {
+            let prefix = Array(encoder.tokenize(prompt).dropLast())
+            let texts = ["sunset", "oil on canvas", "by greg rutkowski"].map { encoder.tokenize("\(prompt), \($0)") }
+            let kept = try encoder.textEmbeddings(texts, sharingPrefix: prefix)
+            let fresh = try CLIPEncoder(directory: directory).textEmbeddings(texts, sharingPrefix: prefix)
+            XCTAssertEqual(kept.embeddings.floats(), fresh.embeddings.floats(), prompt)
+            XCTAssertEqual(kept.cost.tokensEncoded, fresh.cost.tokensEncoded - (prompt == previous ? prefix.count : 0), prompt)
+            XCTAssertEqual(kept.cost.tokens, fresh.cost.tokens, prompt)
+            previous = prompt
+        }
+    }
+
     /// The tower's tree encoding (its layers taking turns between two scratch
     /// buffers) equals its layers' public tree API applied one after another,
     /// bit for bit.

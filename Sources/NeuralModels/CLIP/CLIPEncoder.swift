@@ -1,5 +1,6 @@
 import Foundation
 import NeuralCore
+import Synchronization
 
 /// A CLIP checkpoint as an ``ImageTextEncoder``: the model, its open_clip-exact
 /// tokenizer and its image processor, loaded from one Hugging Face checkpoint
@@ -11,6 +12,8 @@ public struct CLIPEncoder: PrefixSharingTextEncoder {
     public let tokenizer: CLIPTokenizer
     /// The image processor.
     public let processor: CLIPImageProcessor
+    /// The last prefix run through the text tower, for the next texts that share it.
+    private let lastPrefix = LastPrefixCache()
 
     /// Assembles an encoder from its parts.
     public init(model: CLIPModel, tokenizer: CLIPTokenizer, processor: CLIPImageProcessor) {
@@ -66,10 +69,35 @@ public struct CLIPEncoder: PrefixSharingTextEncoder {
     /// Runs `prefix` through the text tower once and the texts' remaining tokens
     /// as one token tree against its cached keys and values
     /// (``CLIPModel/textFeaturesAndCost(_:continuing:)``).
+    /// The chain search asks for one prefix batch after batch, so the last
+    /// prefix's cache is kept and reused when the same tokens come again at the
+    /// same thread count (a recomputation would give the same bits); the cost
+    /// then counts the prefix as not encoded.
     public func textEmbeddings(_ tokens: [[Int]], sharingPrefix prefix: [Int]) throws -> (embeddings: Tensor, cost: TextEncodingCost) {
-        let (features, cost) = try model.textFeaturesAndCost(tokens, continuing: model.textModel.prefixCache(prefix))
+        let (cache, reused) = try prefixCache(prefix)
+        var (features, cost) = try model.textFeaturesAndCost(tokens, continuing: cache)
+        if reused { cost.tokensEncoded -= prefix.count }
         let embeddings = normalizedRows(features)
         try NonFiniteOutputError.check(embeddings, "CLIP text embedding")
         return (embeddings, cost)
     }
+
+    /// `prefix`'s cache: the last one when it was made for the same tokens at
+    /// the same thread count (`reused`), otherwise a new one, which becomes the last.
+    private func prefixCache(_ prefix: [Int]) throws -> (cache: CLIPTextPrefixCache, reused: Bool) {
+        let threads = Threading.threadCount
+        if let last = lastPrefix.entry.withLock({ $0 }), last.threads == threads, last.cache.tokens == prefix {
+            return (last.cache, true)
+        }
+        let cache = try model.textModel.prefixCache(prefix)
+        lastPrefix.entry.withLock { $0 = (threads, cache) }
+        return (cache, false)
+    }
+}
+
+/// One prefix cache shared by copies of a ``CLIPEncoder`` (and the threads that
+/// use them); computed outside the lock, so different prefixes on different
+/// threads do not wait for each other.
+private final class LastPrefixCache: Sendable {
+    let entry = Mutex<(threads: Int, cache: CLIPTextPrefixCache)?>(nil)
 }
