@@ -1,6 +1,6 @@
 import Foundation
 import NeuralCore
-import NeuralModels
+@testable import NeuralModels
 import TestSupport
 import XCTest
 
@@ -191,6 +191,46 @@ final class CLIPPrefixCacheTests: XCTestCase {
         // 601 → end; 700 → end; and the end right after ", ": 17 nodes for 37 tokens.
         XCTAssertEqual(tree.count, 17, "the distinct token paths after the prefix")
         XCTAssertEqual(tree.insertedTokens, 37)
+    }
+
+    /// A prefix cache started from another prompt's whole blocks equals a new
+    /// one, bit for bit, whether the other prompt is shorter, longer or parts
+    /// ways with it; only the positions after the blocks they share are run.
+    func testAnExtendedPrefixCacheEqualsANewOne() throws {
+        let text = try CLIPModel(directory: Fixtures.url("clip/tiny-quickgelu")).textModel
+        let block = CLIPTextTransformer.prefixBlock
+        let tokens = [998] + (1..<40).map { 1 + ($0 * 53) % 990 }
+        func assertSame(_ a: CLIPTextPrefixCache, _ b: CLIPTextPrefixCache, _ message: String) {
+            XCTAssertEqual(a.tokens, b.tokens, message)
+            for layer in a.keys.indices {
+                XCTAssertEqual(a.keys[layer].floats(), b.keys[layer].floats(), "\(message): keys of layer \(layer)")
+                XCTAssertEqual(a.values[layer].floats(), b.values[layer].floats(), "\(message): values of layer \(layer)")
+            }
+        }
+        for length in [1, 5, block, block + 1, 2 * block + 7, tokens.count] {
+            let target = Array(tokens.prefix(length))
+            let new = try text.prefixCacheAndWork(target, extending: nil)
+            XCTAssertEqual(new.encoded, length)
+            for baseLength in [3, block, block + 5, 2 * block, tokens.count] {
+                let base = try text.prefixCache(Array(tokens.prefix(baseLength)))
+                let extended = try text.prefixCacheAndWork(target, extending: base)
+                assertSame(extended.cache, new.cache, "\(length) tokens from a base of \(baseLength)")
+                XCTAssertEqual(extended.encoded, length - min(length, baseLength) / block * block, "\(length) from \(baseLength)")
+            }
+            // A base that parts ways after 13 tokens lends its first block only.
+            var other = tokens
+            other[13] = 5
+            let parted = try text.prefixCacheAndWork(target, extending: text.prefixCache(other))
+            assertSame(parted.cache, new.cache, "\(length) tokens from a base that parts ways")
+            XCTAssertEqual(parted.encoded, length - min(length, 13) / block * block)
+            // A base of another shape (another model's) is not used.
+            let narrow = Tensor(zeros: [tokens.count, text.config.encoder.hiddenSize - 1])
+            let foreign = CLIPTextPrefixCache(tokens: tokens, keys: text.layers.map { _ in narrow },
+                                              values: text.layers.map { _ in narrow })
+            let unused = try text.prefixCacheAndWork(target, extending: foreign)
+            assertSame(unused.cache, new.cache, "\(length) tokens from a base of another shape")
+            XCTAssertEqual(unused.encoded, length)
+        }
     }
 
     /// The encoder keeps the last prefix's cache for the next texts that share

@@ -69,29 +69,29 @@ public struct CLIPEncoder: PrefixSharingTextEncoder {
     /// Runs `prefix` through the text tower once and the texts' remaining tokens
     /// as one token tree against its cached keys and values
     /// (``CLIPModel/textFeaturesAndCost(_:continuing:)``).
-    /// The chain search asks for one prefix batch after batch, so the last
-    /// prefix's cache is kept and reused when the same tokens come again at the
-    /// same thread count (a recomputation would give the same bits); the cost
-    /// then counts the prefix as not encoded.
+    /// The chain search asks for one prefix batch after batch, and the next step's
+    /// prefix is this one and a phrase, so the last prefix's cache is kept: the
+    /// same tokens again reuse it, a longer prompt starts from its whole blocks
+    /// (``CLIPTextTransformer/prefixCache(_:extending:)``: the same bits as a new
+    /// cache). The cost counts only the prefix tokens that ran.
     public func textEmbeddings(_ tokens: [[Int]], sharingPrefix prefix: [Int]) throws -> (embeddings: Tensor, cost: TextEncodingCost) {
-        let (cache, reused) = try prefixCache(prefix)
+        let (cache, encoded) = try prefixCache(prefix)
         var (features, cost) = try model.textFeaturesAndCost(tokens, continuing: cache)
-        if reused { cost.tokensEncoded -= prefix.count }
+        cost.tokensEncoded -= prefix.count - encoded
         let embeddings = normalizedRows(features)
         try NonFiniteOutputError.check(embeddings, "CLIP text embedding")
         return (embeddings, cost)
     }
 
-    /// `prefix`'s cache: the last one when it was made for the same tokens at
-    /// the same thread count (`reused`), otherwise a new one, which becomes the last.
-    private func prefixCache(_ prefix: [Int]) throws -> (cache: CLIPTextPrefixCache, reused: Bool) {
+    /// `prefix`'s cache, from the last one where it can (made at the same thread
+    /// count, whose products may split differently), and how many of its tokens ran.
+    private func prefixCache(_ prefix: [Int]) throws -> (cache: CLIPTextPrefixCache, encoded: Int) {
         let threads = Threading.threadCount
-        if let last = lastPrefix.entry.withLock({ $0 }), last.threads == threads, last.cache.tokens == prefix {
-            return (last.cache, true)
-        }
-        let cache = try model.textModel.prefixCache(prefix)
+        let last = lastPrefix.entry.withLock { $0 }.flatMap { $0.threads == threads ? $0.cache : nil }
+        if let last, last.tokens == prefix { return (last, 0) }
+        let (cache, encoded) = try model.textModel.prefixCacheAndWork(prefix, extending: last)
         lastPrefix.entry.withLock { $0 = (threads, cache) }
-        return (cache, false)
+        return (cache, encoded)
     }
 }
 

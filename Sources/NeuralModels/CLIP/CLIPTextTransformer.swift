@@ -75,26 +75,10 @@ public struct CLIPTextTransformer: Sendable {
         for layer in layers.dropLast() { layer.forward(inPlace: &hidden, causal: true, batchExact: false) }
         return last.forward(pooling: tokens - 1, of: hidden, causal: true, batchExact: false)
     }
-
-    /// Runs `tokens` (a prompt's ids without its end token) once and keeps every
-    /// layer's attention keys and values, so that many continuations of it can be
-    /// encoded without recomputing it (``encode(tree:after:outputs:)``).
-    public func prefixCache(_ tokens: [Int]) throws -> CLIPTextPrefixCache {
-        var hidden = try embeddings([tokens])
-        let width = config.encoder.hiddenSize
-        var keys: [Tensor] = [], values: [Tensor] = []
-        for layer in layers {
-            var keysValues = Tensor(zeros: [tokens.count, 2 * width])
-            keysValues.withUnsafeMutableFloats { layer.forward(inPlace: &hidden, causal: true, keysValues: $0.baseAddress!, batchExact: false) }
-            keys.append(keysValues.gatheringColumns(0..<width, shape: [tokens.count, width]))
-            values.append(keysValues.gatheringColumns(width..<(2 * width), shape: [tokens.count, width]))
-        }
-        return CLIPTextPrefixCache(tokens: tokens, keys: keys, values: values)
-    }
 }
 
 /// The per-layer attention keys and values of a token prefix (see
-/// ``CLIPTextTransformer/prefixCache(_:)``).
+/// ``CLIPTextTransformer/prefixCache(_:extending:)``).
 public struct CLIPTextPrefixCache: Sendable {
     /// The prefix's token ids.
     public let tokens: [Int]

@@ -26,20 +26,92 @@ extension CLIPTextTransformer {
                 addResidual(current + n * width, positionEmbedding.row(prefixLength + Int(depth)), count: width)
             }
             let everyNode = (0..<Int32(tree.count)).map { $0 }
-            for (index, layer) in layers.dropLast().enumerated() {
-                layer.forward(tree: current, tree, prefixKeys: prefix.keys[index], prefixValues: prefix.values[index],
-                              queries: everyNode, into: next)
-                swap(&current, &next)
-            }
-            return Tensor(shape: [outputs.count, width]) { out in
-                guard let last = layers.last else {
-                    for (i, node) in outputs.enumerated() { (out + i * width).update(from: current + Int(node) * width, count: width) }
-                    return
+            return withExtendedLifetime(prefix) {
+                func run(_ index: Int, queries: [Int32], into out: UnsafeMutablePointer<Float>) {
+                    layers[index].forward(tree: current, tree, prefixKeys: prefix.keys[index].unsafeFloatPointer,
+                                          prefixValues: prefix.values[index].unsafeFloatPointer, prefixLength: prefixLength,
+                                          queries: queries, into: out)
                 }
-                last.forward(tree: current, tree, prefixKeys: prefix.keys[layers.count - 1],
-                             prefixValues: prefix.values[layers.count - 1], queries: outputs, into: out)
+                for index in layers.indices.dropLast() {
+                    run(index, queries: everyNode, into: next)
+                    swap(&current, &next)
+                }
+                return Tensor(shape: [outputs.count, width]) { out in
+                    guard !layers.isEmpty else {
+                        for (i, node) in outputs.enumerated() { (out + i * width).update(from: current + Int(node) * width, count: width) }
+                        return
+                    }
+                    run(layers.count - 1, queries: outputs, into: out)
+                }
             }
         }
+    }
+
+    /// Prefix rows computed together by ``prefixCache(_:extending:)``: the prefix is
+    /// run in blocks of this many positions, `[0, 12)`, `[12, 24)`, …, each against
+    /// the keys and values of the blocks before it.
+    static let prefixBlock = 12
+
+    /// Runs `tokens` (a prompt's ids without its end token) and keeps every
+    /// layer's attention keys and values, so that many continuations of it can be
+    /// encoded without recomputing it (``encode(tree:after:outputs:)``).
+    ///
+    /// The prefix runs in fixed blocks of positions (``prefixBlock``), so the cache
+    /// of a longer prompt can start from a shorter one's: with `base`, the whole
+    /// blocks that `tokens` shares with `base.tokens` are taken from it, and the
+    /// result equals computing `tokens` alone, bit for bit (a block's rows are the
+    /// same product either way). The chain search's prompt grows by a phrase a step.
+    /// A `base` of another shape (another model's) is not used.
+    /// - Throws: ``ModelInputError`` for unknown ids or prefixes beyond the context.
+    public func prefixCache(_ tokens: [Int], extending base: CLIPTextPrefixCache? = nil) throws -> CLIPTextPrefixCache {
+        try prefixCacheAndWork(tokens, extending: base).cache
+    }
+
+    /// ``prefixCache(_:extending:)`` and how many of the tokens ran through the
+    /// tower (the rest came from `base`).
+    func prefixCacheAndWork(_ tokens: [Int], extending base: CLIPTextPrefixCache?) throws
+        -> (cache: CLIPTextPrefixCache, encoded: Int) {
+        let width = config.encoder.hiddenSize, block = Self.prefixBlock
+        guard tokens.count <= config.maxPositionEmbeddings else {
+            throw ModelInputError.sequenceTooLong(length: tokens.count, maximum: config.maxPositionEmbeddings)
+        }
+        var kept = 0
+        let shape = [tokens.count, width]
+        if let base, base.keys.count == layers.count, base.values.count == layers.count,
+           (base.keys + base.values).allSatisfy({ $0.shape == [base.tokens.count, width] }) {
+            kept = zip(base.tokens, tokens).prefix { $0 == $1 }.count / block * block
+        }
+        var keys = layers.indices.map { Array(base?.keys[$0].floats().prefix(kept * width) ?? []) }
+        var values = layers.indices.map { Array(base?.values[$0].floats().prefix(kept * width) ?? []) }
+        for start in stride(from: kept, to: tokens.count, by: block) {
+            let ids = Array(tokens[start..<min(start + block, tokens.count)]), rows = ids.count
+            let chain = TokenTree([ids])
+            try Workspace.withScratch(rows * 4 * width) { scratch in
+                var (current, next) = (scratch, scratch + rows * width)
+                let keysValues = scratch + 2 * rows * width
+                try tokenEmbedding.lookup(current, ids)
+                for row in 0..<rows { addResidual(current + row * width, positionEmbedding.row(start + row), count: width) }
+                for (index, layer) in layers.enumerated() {
+                    // The last layer's output is not needed, only its keys and values.
+                    let queries = index == layers.count - 1 ? [] : (0..<Int32(rows)).map { $0 }
+                    keys[index].withUnsafeBufferPointer { k in
+                        values[index].withUnsafeBufferPointer { v in
+                            layer.forward(tree: current, chain, prefixKeys: k.baseAddress ?? UnsafePointer(current),
+                                          prefixValues: v.baseAddress ?? UnsafePointer(current), prefixLength: start, queries: queries,
+                                          into: next, keysValues: keysValues)
+                        }
+                    }
+                    for row in 0..<rows {
+                        keys[index].append(contentsOf: UnsafeBufferPointer(start: keysValues + row * 2 * width, count: width))
+                        values[index].append(contentsOf: UnsafeBufferPointer(start: keysValues + row * 2 * width + width, count: width))
+                    }
+                    swap(&current, &next)
+                }
+            }
+        }
+        let cache = CLIPTextPrefixCache(tokens: tokens, keys: keys.map { Tensor(shape: shape, scalars: $0) },
+                                        values: values.map { Tensor(shape: shape, scalars: $0) })
+        return (cache, tokens.count - kept)
     }
 }
 
@@ -56,25 +128,24 @@ extension CLIPEncoderLayer {
     public func callAsFunction(tree x: Tensor, _ tree: TokenTree, prefixKeys: Tensor, prefixValues: Tensor,
                                outputs: [Int32]?) -> Tensor {
         let queries = outputs ?? (0..<Int32(tree.count)).map { $0 }
-        let input = x.asF32()
+        let input = x.asF32(), keys = prefixKeys.asF32(), values = prefixValues.asF32()
         return Tensor(shape: [queries.count, x.shape[1]]) { out in
-            withExtendedLifetime(input) {
-                forward(tree: input.unsafeFloatPointer, tree, prefixKeys: prefixKeys, prefixValues: prefixValues,
-                        queries: queries, into: out)
+            withExtendedLifetime((input, keys, values)) {
+                forward(tree: input.unsafeFloatPointer, tree, prefixKeys: keys.unsafeFloatPointer,
+                        prefixValues: values.unsafeFloatPointer, prefixLength: keys.shape[0], queries: queries, into: out)
             }
         }
     }
 
     /// ``callAsFunction(tree:_:prefixKeys:prefixValues:outputs:)`` on raw rows:
-    /// `x` `[N, C]`, the rows of `queries` into `out` `[queries.count, C]`.
-    func forward(tree x: UnsafePointer<Float>, _ tree: TokenTree, prefixKeys: Tensor, prefixValues: Tensor,
-                 queries: [Int32], into out: UnsafeMutablePointer<Float>) {
-        let keys = prefixKeys.asF32(), values = prefixValues.asF32()
-        withExtendedLifetime((keys, values)) {
-            block.forward(tree: x, tree, queries: queries, prefixKeys: keys.unsafeFloatPointer,
-                          prefixValues: values.unsafeFloatPointer, prefixLength: keys.shape[0], rowBlock: Self.treeRowBlock,
-                          into: out)
-        }
+    /// `x` `[N, C]` after a prefix of `prefixLength` keys and values `[P, C]`, the
+    /// rows of `queries` into `out` `[queries.count, C]`; with `keysValues`
+    /// (`[N, 2C]`), also every node's key and value.
+    func forward(tree x: UnsafePointer<Float>, _ tree: TokenTree, prefixKeys: UnsafePointer<Float>,
+                 prefixValues: UnsafePointer<Float>, prefixLength: Int, queries: [Int32],
+                 into out: UnsafeMutablePointer<Float>, keysValues: UnsafeMutablePointer<Float>? = nil) {
+        block.forward(tree: x, tree, queries: queries, prefixKeys: prefixKeys, prefixValues: prefixValues,
+                      prefixLength: prefixLength, rowBlock: Self.treeRowBlock, into: out, keysValues: keysValues)
     }
 }
 

@@ -196,9 +196,10 @@ struct PreNormBlock {
     /// node; every node's key and value are computed, the rest of the block for the
     /// nodes `queries` only, whose outputs go to `out` `[queries.count, C]` in that
     /// order. Queries run in blocks of `rowBlock` rows (bounding the MLP's scratch).
+    /// With `keysValues` (`[N, 2C]`), also writes every node's key and value there.
     func forward(tree hidden: UnsafePointer<Float>, _ tree: TokenTree, queries: [Int32],
                  prefixKeys: UnsafePointer<Float>, prefixValues: UnsafePointer<Float>, prefixLength: Int,
-                 rowBlock: Int, into out: UnsafeMutablePointer<Float>) {
+                 rowBlock: Int, into out: UnsafeMutablePointer<Float>, keysValues keysValuesOut: UnsafeMutablePointer<Float>? = nil) {
         let nodes = tree.count, c = width, inner = fc1.outFeatures, headDim = c / heads
         let identity = queries.count == nodes && queries.enumerated().allSatisfy { Int($0.element) == $0.offset }
         withExtendedLifetime(self) {
@@ -208,6 +209,7 @@ struct PreNormBlock {
                 layerNorm(normed, hidden, weight: layerNorm1.weight.unsafeFloatPointer, bias: layerNorm1.bias.unsafeFloatPointer,
                           rows: nodes, cols: c, eps: layerNorm1.eps)
                 qkv.project(keysValues, ldo: 2 * c, normed, ldx: c, rows: nodes, width: c, parts: 1..<3)
+                keysValuesOut?.update(from: keysValues, count: nodes * 2 * c)
                 for start in stride(from: 0, to: queries.count, by: rowBlock) {
                     let count = min(rowBlock, queries.count - start), output = out + start * c
                     // [count, C] queries, [count, C] context, [count, max(C, I)] gathered input / fc1.
