@@ -56,7 +56,7 @@ extension CLIPTextTransformer {
     /// layer's attention keys and values, so that many continuations of it can be
     /// encoded without recomputing it (``encode(tree:after:outputs:)``).
     ///
-    /// The prefix runs in fixed blocks of positions (``prefixBlock``), so the cache
+    /// The prefix runs in fixed blocks of 12 positions, so the cache
     /// of a longer prompt can start from a shorter one's: with `base`, the whole
     /// blocks that `tokens` shares with `base.tokens` are taken from it, and the
     /// result equals computing `tokens` alone, bit for bit (a block's rows are the
