@@ -75,6 +75,7 @@ struct InterrogateBench {
         var jsonPath: String?
         var runs = 10
         var stageFilter: String?
+        var turboQuality: [TurboSettings]?
         while let argument = arguments.popFirst() {
             switch argument {
             case "--json": jsonPath = arguments.popFirst()
@@ -119,15 +120,8 @@ struct InterrogateBench {
                 print(String(decoding: try encoder.encode(rows), as: UTF8.self))
                 return
             case "--turbo-quality":
-                let settings = turboSettings(arguments.popFirst() ?? "128,256,512")
-                let rows = try TurboQuality.run(settings: settings)
-                TurboQuality.printRows(rows)
-                if let jsonPath {
-                    let encoder = JSONEncoder()
-                    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-                    try encoder.encode(rows).write(to: URL(fileURLWithPath: jsonPath))
-                }
-                return
+                // Run after the loop, so that a --json after it is read too.
+                turboQuality = turboSettings(arguments.popFirst() ?? "128,256,512")
             case "--clip-parity":
                 let directory = URL(fileURLWithPath: arguments.popFirst() ?? ".")
                 exit(try ClipParity.run(directory: directory) ? 0 : 1)
@@ -149,6 +143,12 @@ struct InterrogateBench {
             }
         }
         printSetting()
+        if let turboQuality {
+            let rows = try TurboQuality.run(settings: turboQuality)
+            TurboQuality.printRows(rows)
+            try write(rows, toJSON: jsonPath)
+            return
+        }
         var results: [Measurement] = []
         func wanted(_ stage: String) -> Bool { stageFilter.map { $0 == stage } ?? true }
         if wanted("1") { results += sgemmProbe(runs: runs) }
@@ -157,11 +157,15 @@ struct InterrogateBench {
         if wanted("4") { results += try TextStages.chainStep(runs: max(2, runs / 3)) }
         if wanted("5") { results += try BlipStage.run(runs: max(2, runs / 3)) }
         printTable(results)
-        if let jsonPath {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            try encoder.encode(results).write(to: URL(fileURLWithPath: jsonPath))
-        }
+        try write(results, toJSON: jsonPath)
+    }
+
+    /// Writes `value` as pretty-printed JSON to `path`, when there is one.
+    static func write(_ value: some Encodable, toJSON path: String?) throws {
+        guard let path else { return }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try encoder.encode(value).write(to: URL(fileURLWithPath: path))
     }
 
     /// Stage 2: CLIP image embeddings, ViT-B/32 and ViT-L/14, batch 1 and 8, each
