@@ -16,10 +16,16 @@ import Darwin
 public enum Threading {
     private static let configured = Atomic<Int>(0)
 
-    /// The number of threads in use (by default the number of active processors).
+    /// The active processors, counted once: on Linux, Foundation reads the
+    /// process's cgroup files at every call (tens of microseconds), and
+    /// ``threadCount`` is read by every kernel call.
+    private static let activeProcessors = ProcessInfo.processInfo.activeProcessorCount
+
+    /// The number of threads in use (by default the number of active processors
+    /// when the library first asked).
     public static var threadCount: Int {
         let value = configured.load(ordering: .relaxed)
-        return value > 0 ? value : ProcessInfo.processInfo.activeProcessorCount
+        return value > 0 ? value : activeProcessors
     }
 
     /// Sets the number of threads for products and the Swift kernels (clamped to ≥ 1).

@@ -18,6 +18,7 @@
 
 import Dispatch
 import Foundation
+import NeuralCore
 
 /// The convolution filters of Pillow's `Image.resize` (all but NEAREST).
 public enum ResampleFilter: Sendable, Equatable {
@@ -387,9 +388,8 @@ extension RGBImage {
 /// Runs `body` over `0..<rows` split into contiguous chunks, in parallel when
 /// the total work (`rows * work` multiply-adds) is worth it.
 func imagingParallelRows(_ rows: Int, work: Int, _ body: @escaping @Sendable (Range<Int>) -> Void) {
-    let cores = ProcessInfo.processInfo.activeProcessorCount
     let total = rows * max(work, 1)
-    let chunks = min(cores, rows, max(1, total / 2_000_000))
+    let chunks = min(Threading.threadCount, rows, max(1, total / 2_000_000))
     if chunks <= 1 {
         body(0..<rows)
         return
