@@ -95,9 +95,7 @@ struct InterrogateBench {
                 }
                 printSetting()
                 let report = try FullInterrogation.run(directory: directory, modes: modes)
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-                print(String(decoding: try encoder.encode(report), as: UTF8.self))
+                print(String(decoding: try prettyJSON(report), as: UTF8.self))
                 return
             case "--throughput":
                 // --throughput DIR [--batch-size N] [--images N] [--modes caption,fast,classic]
@@ -115,9 +113,7 @@ struct InterrogateBench {
                 }
                 printSetting()
                 let rows = try Throughput.run(directory: directory, modes: modes, batchSize: batchSize, images: images)
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-                print(String(decoding: try encoder.encode(rows), as: UTF8.self))
+                print(String(decoding: try prettyJSON(rows), as: UTF8.self))
                 return
             case "--turbo-quality":
                 // Run after the loop, so that a --json after it is read too.
@@ -160,12 +156,17 @@ struct InterrogateBench {
         try write(results, toJSON: jsonPath)
     }
 
-    /// Writes `value` as pretty-printed JSON to `path`, when there is one.
+    /// Writes `value` as ``prettyJSON(_:)`` to `path`, when there is one.
     static func write(_ value: some Encodable, toJSON path: String?) throws {
         guard let path else { return }
+        try prettyJSON(value).write(to: URL(fileURLWithPath: path))
+    }
+
+    /// `value` as JSON with indentation and sorted keys: every report this tool writes.
+    static func prettyJSON(_ value: some Encodable) throws -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try encoder.encode(value).write(to: URL(fileURLWithPath: path))
+        return try encoder.encode(value)
     }
 
     /// Stage 2: CLIP image embeddings, ViT-B/32 and ViT-L/14, batch 1 and 8, each

@@ -37,9 +37,7 @@ enum ClipParity {
                             textMaxAbsDiff: textDiff, loadSeconds: loaded.timeIntervalSince(start),
                             imageSeconds: imaged.timeIntervalSince(loaded), textSeconds: done.timeIntervalSince(imaged),
                             peakResidentMB: peakResidentMegabytes())
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        print(String(decoding: try encoder.encode(report), as: UTF8.self))
+        print(String(decoding: try InterrogateBench.prettyJSON(report), as: UTF8.self))
         return (imageCosines + textCosines).allSatisfy { $0 >= 0.99999 }
     }
 

@@ -85,15 +85,15 @@ extension CLIPTextTransformer {
         var values = layers.indices.map { Array(base?.values[$0].floats().prefix(kept * width) ?? []) }
         for start in stride(from: kept, to: tokens.count, by: block) {
             let ids = Array(tokens[start..<min(start + block, tokens.count)]), rows = ids.count
-            let chain = TokenTree([ids])
-            try Workspace.withScratch(rows * 4 * width) { scratch in
+            let chain = TokenTree([ids]), everyRow = (0..<Int32(rows)).map { $0 }
+            let embedded = try embeddings([ids], positionOffset: start)
+            Workspace.withScratch(rows * 4 * width) { scratch in
                 var (current, next) = (scratch, scratch + rows * width)
                 let keysValues = scratch + 2 * rows * width
-                try tokenEmbedding.lookup(current, ids)
-                for row in 0..<rows { addResidual(current + row * width, positionEmbedding.row(start + row), count: width) }
+                current.update(from: embedded.unsafeFloatPointer, count: rows * width)
                 for (index, layer) in layers.enumerated() {
                     // The last layer's output is not needed, only its keys and values.
-                    let queries = index == layers.count - 1 ? [] : (0..<Int32(rows)).map { $0 }
+                    let queries = index == layers.count - 1 ? [] : everyRow
                     keys[index].withUnsafeBufferPointer { k in
                         values[index].withUnsafeBufferPointer { v in
                             layer.forward(tree: current, chain, prefixKeys: k.baseAddress ?? UnsafePointer(current),
